@@ -1,0 +1,86 @@
+"""Run the listening workbench: ``python app.py [--config PATH] [--share --auth users.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+DEFAULT_USERS = "users.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Listening workbench: compare and blind-test voice-clone checkpoints.")
+    p.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--share", action="store_true", help="open a public Gradio link (requires --auth users)")
+    p.add_argument(
+        "--auth",
+        metavar="FILE",
+        default=None,
+        help=f"users file enabling login (manage with `python -m workbench users`); --share uses {DEFAULT_USERS}",
+    )
+    p.add_argument("--votes", default="votes/votes.csv", help="vote CSV (default: votes/votes.csv)")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="override settings.device")
+    return p.parse_args(argv)
+
+
+def make_context(args: argparse.Namespace):
+    """Load the catalog and users; raise a WorkbenchError with a clear message on problems."""
+    from workbench.catalog import load_catalog
+    from workbench.errors import AuthError
+    from workbench.ui.common import AppContext
+    from workbench.users import UserStore
+
+    catalog = load_catalog(args.config)
+    users = None
+    auth_file = args.auth or (DEFAULT_USERS if args.share else None)
+    if auth_file:
+        users = UserStore(auth_file)
+        if not users.list():
+            raise AuthError(
+                f"{auth_file}: no users, so nobody could log in. Add one first: "
+                f"python -m workbench users add NAME --role admin --file {auth_file}"
+            )
+    if args.share and users is None:
+        raise AuthError("--share needs login: add users with `python -m workbench users add` and pass --auth FILE")
+    return AppContext(
+        catalog=catalog,
+        votes_path=Path(args.votes),
+        data_dir=catalog.settings.data_dir,
+        users=users,
+        device=args.device or catalog.settings.device,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from workbench.errors import WorkbenchError
+
+    try:
+        ctx = make_context(args)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    from workbench.ui import build_app
+
+    demo = build_app(ctx)
+    demo.queue(default_concurrency_limit=8)
+    auth = (lambda u, p: ctx.users.verify(u, p)) if ctx.users else None
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        auth_message="Listening workbench: log in with the name and password you were given.",
+        show_error=False,
+        allowed_paths=[],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

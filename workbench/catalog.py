@@ -1,0 +1,455 @@
+"""Load and validate ``checkpoints.yaml`` into frozen, typed objects.
+
+The catalog names what can be compared: checkpoints (with inference settings),
+reference clips, test sentences and enhancement presets. Every problem of a file is
+reported at once, each as ``file:line: dotted.field message``; unknown keys are errors,
+and relative paths resolve against the YAML file's folder.
+
+>>> cat = load_catalog("checkpoints.yaml")
+>>> cat.checkpoints["feb1"].inference.temperature
+0.75
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CatalogError
+
+Pathlike = str | Path
+
+#: files an XTTS v2 checkpoint folder must hold (speakers_xtts.pth is optional)
+XTTS_REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
+#: file extensions accepted for audio everywhere in the catalog
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InferenceSettings(_Frozen):
+    """XTTS inference settings (the defaults are Coqui's XTTS v2 defaults)."""
+
+    language: str = "en"  # XTTS language code used when a sentence gives none
+    temperature: float = Field(0.75, gt=0)  # sampling temperature of the GPT
+    top_p: float = Field(0.85, gt=0, le=1)  # nucleus sampling mass
+    top_k: int = Field(50, ge=1)  # top-k sampling
+    repetition_penalty: float = Field(5.0, gt=0)  # GPT repetition penalty
+    length_penalty: float = Field(1.0)  # beam length penalty
+    speed: float = Field(1.0, gt=0, le=4)  # playback speed factor of the decoder
+    enable_text_splitting: bool = True  # split long text into sentences before synthesis
+    seed: int = Field(1234, ge=0)  # seed of take 1; take n uses seed + n - 1
+    gpt_cond_len: int = Field(30, ge=1)  # seconds of reference used for GPT conditioning
+    gpt_cond_chunk_len: int = Field(6, ge=1)  # chunk length (s) for conditioning
+    max_ref_len: int = Field(10, ge=1)  # seconds of reference used for the speaker embedding
+
+
+class Checkpoint(_Frozen):
+    """A model checkpoint to compare (e.g. ``feb1``)."""
+
+    name: str
+    backend: Literal["xtts", "prerendered"] = "xtts"
+    model_dir: Path | None = None  # XTTS v2 folder: config.json, model.pth, vocab.json
+    base_model: Literal["xtts_v2"] | None = None  # download Coqui's base model instead
+    clips_dir: Path | None = None  # clips rendered elsewhere: <reference>/<sentence>.flac
+    demo_dir: Path | None = None  # bundled demo clips used while no model files exist
+    notes: str = ""
+    inference: InferenceSettings = InferenceSettings()
+
+    @model_validator(mode="after")
+    def _needs_a_source(self) -> Checkpoint:
+        if self.backend == "xtts" and not (self.model_dir or self.base_model):
+            raise ValueError("an xtts checkpoint needs model_dir (a checkpoint folder) or base_model: xtts_v2")
+        if self.backend == "prerendered" and not (self.clips_dir or self.demo_dir):
+            raise ValueError("a prerendered checkpoint needs clips_dir")
+        return self
+
+
+class Reference(_Frozen):
+    """A reference voice: a recording of a real speaker, or an XTTS built-in speaker."""
+
+    id: str
+    audio: Path | None = None  # the recording (wav/flac/mp3/ogg)
+    builtin_speaker: str | None = None  # e.g. "Claribel Dervla" from speakers_xtts.pth
+    demo_audio: Path | None = None  # bundled stand-in used while ``audio`` is absent
+    speaker: str = ""
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Reference:
+        if self.builtin_speaker and self.audio:
+            raise ValueError("give either audio or builtin_speaker, not both")
+        if not (self.builtin_speaker or self.audio or self.demo_audio):
+            raise ValueError("needs audio (a file path) or builtin_speaker (an XTTS speaker name)")
+        for p in (self.audio, self.demo_audio):
+            if p is not None and p.suffix.lower() not in AUDIO_EXTENSIONS:
+                raise ValueError(f"{p.name}: audio must be one of {', '.join(AUDIO_EXTENSIONS)}")
+        return self
+
+
+class Sentence(_Frozen):
+    """A test sentence."""
+
+    id: str
+    text: str = Field(min_length=1, max_length=2000)
+    language: str = "en"
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must not be blank")
+        return v.strip()
+
+
+class EnhancePreset(_Frozen):
+    """A resemble-enhance + loudness preset applied after synthesis."""
+
+    name: str
+    denoise: bool = False  # run resemble-enhance's denoiser
+    enhance: bool = False  # run resemble-enhance's enhancer (CFM)
+    nfe: int = Field(64, ge=1, le=256)  # number of function evaluations of the CFM solver
+    solver: Literal["midpoint", "rk4", "euler"] = "midpoint"
+    lambd: float = Field(0.5, ge=0, le=1)  # denoising strength before enhancement
+    tau: float = Field(0.5, ge=0, le=1)  # prior temperature of the CFM
+    weights_dir: Path | None = None  # local resemble-enhance run folder (None: Hugging Face)
+    target_lufs: float | None = Field(-23.0, ge=-70, le=0)  # loudness target; None = untouched
+
+    @property
+    def uses_enhancer(self) -> bool:
+        return self.denoise or self.enhance
+
+
+class Settings(_Frozen):
+    """App-wide settings."""
+
+    cache_dir: Path = Path(".workbench/cache")  # rendered clips and conditioning latents
+    data_dir: Path = Path(".workbench")  # tests, served files
+    max_loaded_models: int = Field(1, ge=1, le=16)  # LRU size of loaded XTTS models
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    fp16: bool = False  # half precision on CUDA
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything ``checkpoints.yaml`` names, validated. Ids keep the file's order."""
+
+    path: Path
+    checkpoints: dict[str, Checkpoint]
+    references: dict[str, Reference]
+    sentences: dict[str, Sentence]
+    enhancements: dict[str, EnhancePreset]
+    settings: Settings
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        return _lookup(self.checkpoints, name, "checkpoint")
+
+    def reference(self, ref_id: str) -> Reference:
+        return _lookup(self.references, ref_id, "reference")
+
+    def sentence(self, sent_id: str) -> Sentence:
+        return _lookup(self.sentences, sent_id, "sentence")
+
+    def enhancement(self, name: str) -> EnhancePreset:
+        return _lookup(self.enhancements, name, "enhancement preset")
+
+
+def _lookup(table: dict, key: str, what: str):
+    try:
+        return table[key]
+    except (KeyError, TypeError):
+        raise CatalogError(f"{what} {key!r} not found; available: {', '.join(table) or '(none)'}") from None
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _compose_lines(text: str) -> dict[tuple, int]:
+    """Map each key path (tuple of str) to the 1-based line where it appears."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = (str(k.value),)
+                lines[path + key] = k.start_mark.line + 1
+                walk(v, path + key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+_SECTIONS = {
+    "checkpoints": (Checkpoint, "name"),
+    "references": (Reference, "id"),
+    "sentences": (Sentence, "id"),
+    "enhancements": (EnhancePreset, "name"),
+}
+_PATH_FIELDS = ("model_dir", "clips_dir", "demo_dir", "audio", "demo_audio", "weights_dir", "cache_dir", "data_dir")
+
+
+def _friendly(err: dict) -> str:
+    msg = err["msg"]
+    kind = err["type"]
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return "is not a known field (check the spelling)"
+    if kind == "missing":
+        return "is required"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        limit = next(iter(err.get("ctx", {}).values()), "?")
+        return f"must be {op} {limit}, got {got!r}"
+    if kind == "literal_error":
+        return f"must be {err['ctx']['expected']}, got {got!r}"
+    msg = msg.removeprefix("Value error, ")
+    if got is not None and not isinstance(got, dict | list) and "got" not in msg:
+        msg += f", got {got!r}"
+    return msg
+
+
+def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
+    """Validate catalog YAML ``text``; relative paths resolve against ``path``'s folder.
+
+    Raises
+    ------
+    CatalogError
+        listing every problem found, each as ``file:line: field message``.
+    """
+    path = Path(path)
+    fname = path.name
+    try:
+        lines = _compose_lines(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise CatalogError(f"{fname}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CatalogError(f"{fname}:1: the catalog must be a mapping with checkpoints, references, sentences, enhancements")
+
+    problems: list[str] = []
+
+    def at(loc: tuple) -> int:
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in lines:
+                return lines[loc[:n]]
+        return 1
+
+    def report(loc: tuple, message: str) -> None:
+        problems.append((at(loc), f"{fname}:{at(loc)}: {'.'.join(str(p) for p in loc)} {message}"))
+
+    base = path.resolve().parent
+
+    def resolve_paths(d: dict) -> dict:
+        out = dict(d)
+        for k in _PATH_FIELDS:
+            if isinstance(out.get(k), str) and out[k]:
+                p = Path(out[k]).expanduser()
+                out[k] = p if p.is_absolute() else base / p
+        return out
+
+    allowed_top = {"version", "settings", *_SECTIONS}
+    for key in data:
+        if key not in allowed_top:
+            report((str(key),), f"is not a known section; expected one of: {', '.join(sorted(allowed_top))}")
+
+    settings = Settings()
+    raw_settings = data.get("settings") or {}
+    if not isinstance(raw_settings, dict):
+        report(("settings",), "must be a mapping")
+    else:
+        try:
+            settings = Settings(**resolve_paths(raw_settings))
+        except ValidationError as e:
+            for err in e.errors():
+                report(("settings", *err["loc"]), _friendly(err))
+
+    tables: dict[str, dict] = {}
+    for section, (model, id_field) in _SECTIONS.items():
+        raw = data.get(section)
+        table: dict[str, Any] = {}
+        tables[section] = table
+        if raw is None:
+            if section != "enhancements":
+                report((section,), "is missing or empty; add at least one entry")
+            raw = {}
+        if not isinstance(raw, dict):
+            report((section,), "must be a mapping of id -> fields")
+            continue
+        for key, fields in raw.items():
+            key = str(key)
+            loc = (section, key)
+            if not _ID.match(key):
+                report(loc, "is not a valid id: use letters, digits, _ . + - (at most 64 characters)")
+                continue
+            if fields is None:
+                fields = {}
+            if not isinstance(fields, dict):
+                report(loc, f"must be a mapping of fields, got {fields!r}")
+                continue
+            if id_field in fields:
+                report((*loc, id_field), "is taken from the entry's key; remove it")
+                continue
+            try:
+                table[key] = model(**{id_field: key, **resolve_paths(fields)})
+            except ValidationError as e:
+                for err in e.errors():
+                    report((*loc, *err["loc"]), _friendly(err))
+
+    enh = tables["enhancements"]
+    if "none" not in enh:
+        enh = {"none": EnhancePreset(name="none"), **enh}
+    elif enh["none"].uses_enhancer:
+        report(("enhancements", "none"), "must not denoise or enhance (it is the untouched baseline)")
+
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        raise CatalogError([p[1] for p in problems])
+    return Catalog(
+        path=path.resolve(),
+        checkpoints=tables["checkpoints"],
+        references=tables["references"],
+        sentences=tables["sentences"],
+        enhancements=enh,
+        settings=settings,
+    )
+
+
+def load_catalog(path: Pathlike = "checkpoints.yaml") -> Catalog:
+    """Read and validate a catalog file. Raises :class:`CatalogError` naming every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: file not found; pass --config PATH or copy checkpoints.yaml") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError(f"{path}: cannot read: {e}") from None
+    return parse_catalog(text, path=path)
+
+
+# ---------------------------------------------------------------------------- availability
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Where a checkpoint's or reference's audio would come from, and why not if nowhere."""
+
+    source: Literal["model", "base_model", "clips", "demo", "unavailable"]
+    reason: str  # a sentence a user can act on
+
+    @property
+    def ok(self) -> bool:
+        return self.source != "unavailable"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == "demo"
+
+
+def model_dir_problem(model_dir: Path) -> str | None:
+    """Return why ``model_dir`` is not an XTTS v2 checkpoint folder, or None if it looks like one."""
+    if not model_dir.is_dir():
+        return f"{model_dir}: folder missing; put an XTTS v2 checkpoint folder here ({', '.join(XTTS_REQUIRED_FILES)})"
+    missing = [f for f in XTTS_REQUIRED_FILES if not (model_dir / f).is_file()]
+    if missing:
+        return f"{model_dir}: {', '.join(missing)} missing; put an XTTS v2 checkpoint folder here"
+    return None
+
+
+def checkpoint_availability(ck: Checkpoint) -> Availability:
+    """Decide how ``ck`` renders now: real model, base model, external clips, or bundled demo."""
+    reasons = []
+    if ck.backend == "xtts" and ck.model_dir is not None:
+        problem = model_dir_problem(ck.model_dir)
+        if problem is None:
+            return Availability("model", f"XTTS checkpoint at {ck.model_dir}")
+        reasons.append(problem)
+    if ck.backend == "xtts" and ck.base_model and ck.model_dir is None:
+        return Availability("base_model", f"Coqui base model {ck.base_model} (downloaded on first use)")
+    if ck.clips_dir is not None:
+        if ck.clips_dir.is_dir():
+            return Availability("clips", f"pre-rendered clips in {ck.clips_dir}")
+        reasons.append(f"{ck.clips_dir}: clips folder missing")
+    if ck.demo_dir is not None:
+        if ck.demo_dir.is_dir():
+            why = "; ".join(reasons)
+            return Availability("demo", f"demo clips from {ck.demo_dir}" + (f" ({why})" if why else ""))
+        reasons.append(f"{ck.demo_dir}: demo folder missing")
+    return Availability("unavailable", "; ".join(reasons) or "no model or clips configured")
+
+
+def reference_availability(ref: Reference) -> Availability:
+    """Decide which audio a reference uses: its recording, a built-in speaker, or the demo stand-in."""
+    if ref.builtin_speaker:
+        return Availability("model", f"XTTS built-in speaker {ref.builtin_speaker!r}")
+    if ref.audio is not None and ref.audio.is_file():
+        return Availability("model", f"recording {ref.audio}")
+    reason = f"{ref.audio}: file missing; put the speaker's recording here" if ref.audio else "no recording"
+    if ref.demo_audio is not None and ref.demo_audio.is_file():
+        return Availability("demo", f"demo stand-in {ref.demo_audio.name} ({reason})")
+    return Availability("unavailable", reason)
+
+
+def reference_audio_path(ref: Reference) -> Path | None:
+    """The audio file a reference uses now (recording, else demo stand-in), or None for built-ins."""
+    if ref.audio is not None and ref.audio.is_file():
+        return ref.audio
+    if ref.demo_audio is not None and ref.demo_audio.is_file():
+        return ref.demo_audio
+    return None
+
+
+def catalog_summary(cat: Catalog) -> list[dict[str, str]]:
+    """One row per catalog entry: kind, id, status (ok / demo / unavailable) and detail."""
+    rows = []
+    for name, ck in cat.checkpoints.items():
+        a = checkpoint_availability(ck)
+        rows.append({"kind": "checkpoint", "id": name, "status": _status(a), "detail": a.reason})
+    for rid, ref in cat.references.items():
+        a = reference_availability(ref)
+        rows.append({"kind": "reference", "id": rid, "status": _status(a), "detail": a.reason})
+    for sid, s in cat.sentences.items():
+        rows.append({"kind": "sentence", "id": sid, "status": "ok", "detail": s.text[:80]})
+    for name, p in cat.enhancements.items():
+        a = preset_availability(p)
+        rows.append({"kind": "enhancement", "id": name, "status": _status(a), "detail": a.reason})
+    return rows
+
+
+def preset_availability(p: EnhancePreset) -> Availability:
+    """An enhancement preset is available when its weights folder exists (or it needs none)."""
+    loud = f"loudness {p.target_lufs:g} LUFS" if p.target_lufs is not None else "loudness untouched"
+    if not p.uses_enhancer:
+        return Availability("model", loud)
+    steps = "+".join(s for s, on in (("denoise", p.denoise), ("enhance", p.enhance)) if on)
+    if p.weights_dir is None:
+        return Availability("base_model", f"resemble-enhance {steps} (weights downloaded on first use), {loud}")
+    ckpt = p.weights_dir / "ds" / "G" / "default" / "mp_rank_00_model_states.pt"
+    if ckpt.is_file():
+        return Availability("model", f"resemble-enhance {steps} from {p.weights_dir}, {loud}")
+    return Availability(
+        "unavailable",
+        f"{p.weights_dir}: resemble-enhance weights missing (expected ds/G/default/mp_rank_00_model_states.pt); "
+        "put a resemble-enhance run folder here",
+    )
+
+
+def _status(a: Availability) -> str:
+    return {"unavailable": "unavailable", "demo": "demo"}.get(a.source, "ok")

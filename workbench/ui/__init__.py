@@ -1,0 +1,41 @@
+"""The Gradio UI: one module per tab, each only wiring (layout + short handlers).
+
+Tabs hold no catalog names in the page itself: choices are filled by ``demo.load``
+handlers that check the caller's role, so a rater's page never carries them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from . import blind, catalog_panel, compare, results
+from .common import AppContext, role_of
+
+CSS = """
+.wb-title h1 {margin-bottom: 0}
+.wb-muted {opacity: .75; font-size: .9em}
+"""
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    """Build the whole app (not launched)."""
+    with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as demo:
+        gr.Markdown("# Listening workbench", elem_classes="wb-title")
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                catalog_panel.build(ctx, demo)
+                compare.build(ctx, demo)
+            with gr.Tab("Blind A/B", id="blind"):
+                blind.build(ctx, demo)
+            with gr.Tab("Results", id="results") as results_tab:
+                results.build(ctx, demo)
+        if ctx.auth_enabled:
+            demo.load(partial(_admin_tabs, ctx), None, [compare_tab, results_tab], api_name=False)
+    return demo
+
+
+def _admin_tabs(ctx: AppContext, request: gr.Request):
+    visible = role_of(ctx, request) == "admin"
+    return gr.Tab(visible=visible), gr.Tab(visible=visible)

@@ -1,0 +1,69 @@
+"""What every tab shares: the app context and the role checks.
+
+Roles decide what a person can reach. Without login the one local user is an admin.
+With login, a rater reaches only the Blind A/B flow: Compare and Results handlers
+call :func:`require_admin`, which refuses raters server-side (hiding a tab is not
+authorization).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from ..catalog import Catalog
+from ..errors import WorkbenchError
+from ..users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """Everything the UI needs, built once in ``app.py``."""
+
+    catalog: Catalog
+    votes_path: Path  # the vote CSV (system of record)
+    data_dir: Path  # tests, served files, cache
+    users: UserStore | None = None  # None: no login, the local user is an admin
+    device: str = "auto"
+    extras: dict = field(default_factory=dict)  # per-feature services (renderer, stores, ...)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.users is not None
+
+
+def role_of(ctx: AppContext, request: gr.Request | None) -> str:
+    """``admin`` or ``rater`` for the caller; raises ``gr.Error`` for an unknown caller."""
+    if ctx.users is None:
+        return "admin"
+    name = getattr(request, "username", None) if request is not None else None
+    role = ctx.users.role(name)
+    if role is None:
+        raise gr.Error("Please log in.")
+    return role
+
+
+def username(ctx: AppContext, request: gr.Request | None) -> str | None:
+    """The logged-in user's name, or None when running without login."""
+    if ctx.users is None:
+        return None
+    return getattr(request, "username", None) if request is not None else None
+
+
+def require_admin(ctx: AppContext, request: gr.Request | None) -> None:
+    """Refuse non-admins. Call first in every Compare/Results handler."""
+    if role_of(ctx, request) != "admin":
+        raise gr.Error("This part of the workbench is for admins; raters use the Blind A/B tab.")
+
+
+def show_error(e: Exception) -> gr.Error:
+    """Turn a workbench error into a ``gr.Error`` the user can act on (no traceback)."""
+    if isinstance(e, WorkbenchError):
+        return gr.Error(str(e))
+    log.exception("unexpected error")
+    return gr.Error(f"Unexpected error: {type(e).__name__}. The details are in the server log.")

@@ -1,0 +1,101 @@
+"""Users and roles for login: a JSON file of salted scrypt password hashes.
+
+Roles: ``rater`` (reaches only the Blind A/B flow) and ``admin`` (everything).
+The file is rewritten atomically; passwords are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import AuthError
+
+Role = Literal["rater", "admin"]
+ROLES: tuple[Role, ...] = ("rater", "admin")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+#: scrypt cost parameters (n=2**14, r=8, p=1: about 50 ms, 16 MB per check)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    salt: str  # hex
+    hash: str  # hex scrypt digest
+
+
+def _digest(password: str, salt: bytes) -> str:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT).hex()
+
+
+class UserStore:
+    """Users kept in one JSON file: ``{"users": {name: {role, salt, hash}}}``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def _read(self) -> dict[str, User]:
+        if not self.path.exists():
+            return {}
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return {n: User(name=n, **u) for n, u in raw.get("users", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise AuthError(f"{self.path}: not a valid users file ({e}); fix or remove it") from None
+
+    def _write(self, users: dict[str, User]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"users": {u.name: {"role": u.role, "salt": u.salt, "hash": u.hash} for u in users.values()}}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+    def add(self, name: str, password: str, role: Role = "rater") -> User:
+        """Add or update a user (a new salt every time)."""
+        if not _NAME.match(name or ""):
+            raise AuthError(f"user name {name!r} is not valid: use letters, digits, _ . @ - (max 64)")
+        if role not in ROLES:
+            raise AuthError(f"role {role!r} is not valid; choose one of: {', '.join(ROLES)}")
+        if len(password or "") < 6:
+            raise AuthError("password must have at least 6 characters")
+        salt = secrets.token_bytes(16)
+        users = self._read()
+        users[name] = User(name=name, role=role, salt=salt.hex(), hash=_digest(password, salt))
+        self._write(users)
+        return users[name]
+
+    def remove(self, name: str) -> None:
+        users = self._read()
+        if name not in users:
+            raise AuthError(f"no user {name!r}; known users: {', '.join(users) or '(none)'}")
+        del users[name]
+        self._write(users)
+
+    def list(self) -> list[User]:
+        return sorted(self._read().values(), key=lambda u: u.name)
+
+    def verify(self, name: str, password: str) -> bool:
+        """True when ``name`` exists and ``password`` matches (constant-time compare)."""
+        user = self._read().get(name)
+        if user is None:
+            _digest(password or "", b"0" * 16)  # same cost for unknown users
+            return False
+        return hmac.compare_digest(user.hash, _digest(password or "", bytes.fromhex(user.salt)))
+
+    def role(self, name: str | None) -> Role | None:
+        user = self._read().get(name or "")
+        return user.role if user else None
