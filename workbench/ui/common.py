@@ -37,6 +37,15 @@ class AppContext:
         return self.users is not None
 
 
+def get_renderer(ctx: AppContext):
+    """The app's one :class:`~workbench.render.Renderer` (created on first use, shared)."""
+    from ..render import Renderer
+
+    if "renderer" not in ctx.extras:
+        ctx.extras["renderer"] = Renderer(ctx.catalog, device=ctx.device)
+    return ctx.extras["renderer"]
+
+
 def role_of(ctx: AppContext, request: gr.Request | None) -> str:
     """``admin`` or ``rater`` for the caller; raises ``gr.Error`` for an unknown caller."""
     if ctx.users is None:
