@@ -89,10 +89,14 @@ class Reference(_Frozen):
             raise ValueError("give either audio or builtin_speaker, not both")
         if not (self.builtin_speaker or self.audio or self.demo_audio):
             raise ValueError("needs audio (a file path) or builtin_speaker (an XTTS speaker name)")
-        for p in (self.audio, self.demo_audio):
-            if p is not None and p.suffix.lower() not in AUDIO_EXTENSIONS:
-                raise ValueError(f"{p.name}: audio must be one of {', '.join(AUDIO_EXTENSIONS)}")
         return self
+
+    @field_validator("audio", "demo_audio")
+    @classmethod
+    def _audio_extension(cls, p: Path | None) -> Path | None:
+        if p is not None and p.suffix.lower() not in AUDIO_EXTENSIONS:
+            raise ValueError(f"must be an audio file ({', '.join(AUDIO_EXTENSIONS)}), got {p.name!r}")
+        return p
 
 
 class Sentence(_Frozen):
@@ -106,7 +110,7 @@ class Sentence(_Frozen):
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("text must not be blank")
+            raise ValueError("must not be blank")
         return v.strip()
 
 
@@ -213,11 +217,13 @@ def _friendly(err: dict) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
         limit = next(iter(err.get("ctx", {}).values()), "?")
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
         return f"must be {op} {limit}, got {got!r}"
     if kind == "literal_error":
         return f"must be {err['ctx']['expected']}, got {got!r}"
     msg = msg.removeprefix("Value error, ")
-    if got is not None and not isinstance(got, dict | list) and "got" not in msg:
+    if got is not None and not isinstance(got, dict | list | Path) and "got" not in msg:
         msg += f", got {got!r}"
     return msg
 
