@@ -11,8 +11,8 @@ from workbench.catalog import (
     load_catalog,
     parse_catalog,
     preset_availability,
-    reference_availability,
     reference_audio_path,
+    reference_availability,
 )
 from workbench.errors import CatalogError
 

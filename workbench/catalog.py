@@ -12,6 +12,7 @@ and relative paths resolve against the YAML file's folder.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,25 @@ def _friendly(err: dict) -> str:
     return msg
 
 
+def _explain(errors: list[dict]) -> list[tuple[tuple, str]]:
+    """Pydantic errors -> (location, message); a misspelt field becomes one "did you mean" problem."""
+    missing = {e["loc"]: e for e in errors if e["type"] == "missing"}
+    out = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "missing" and err.get("_explained"):
+            continue
+        if err["type"] == "extra_forbidden":
+            siblings = [m for m in missing if m[:-1] == loc[:-1]]
+            close = difflib.get_close_matches(str(loc[-1]), [str(m[-1]) for m in siblings], n=1, cutoff=0.6)
+            if close:
+                missing[loc[:-1] + (close[0],)]["_explained"] = True
+                out.append((loc, f"is not a known field; did you mean {close[0]!r}?"))
+                continue
+        out.append((loc, _friendly(err)))
+    return [(loc, msg) for loc, msg in out if not (missing.get(loc) or {}).get("_explained")]
+
+
 def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
     """Validate catalog YAML ``text``; relative paths resolve against ``path``'s folder.
 
@@ -248,7 +268,9 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise CatalogError(f"{fname}:1: the catalog must be a mapping with checkpoints, references, sentences, enhancements")
+        raise CatalogError(
+            f"{fname}:1: the catalog must be a mapping with checkpoints, references, sentences, enhancements"
+        )
 
     problems: list[str] = []
 
@@ -284,8 +306,8 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
         try:
             settings = Settings(**resolve_paths(raw_settings))
         except ValidationError as e:
-            for err in e.errors():
-                report(("settings", *err["loc"]), _friendly(err))
+            for err_loc, message in _explain(e.errors()):
+                report(("settings", *err_loc), message)
 
     tables: dict[str, dict] = {}
     for section, (model, id_field) in _SECTIONS.items():
@@ -316,8 +338,8 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
             try:
                 table[key] = model(**{id_field: key, **resolve_paths(fields)})
             except ValidationError as e:
-                for err in e.errors():
-                    report((*loc, *err["loc"]), _friendly(err))
+                for err_loc, message in _explain(e.errors()):
+                    report((*loc, *err_loc), message)
 
     enh = tables["enhancements"]
     if "none" not in enh:

@@ -1,0 +1,102 @@
+"""The app shell builds, serves, and shows the catalog it will use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+
+def test_app_serves_page_and_config(demo_catalog_path, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "app.py",
+            "--config",
+            str(demo_catalog_path),
+            "--port",
+            str(port),
+            "--votes",
+            str(tmp_path / "votes.csv"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                page = urllib.request.urlopen(url + "/", timeout=5).read().decode()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    out = proc.stdout.read() if proc.poll() is not None else ""
+                    pytest.fail(f"app did not start: {out[-3000:]}")
+                time.sleep(0.5)
+        assert "<html" in page.lower()
+        config = json.loads(urllib.request.urlopen(url + "/config", timeout=10).read())
+        labels = [c.get("props", {}).get("label") for c in config["components"] if c.get("type") == "tabitem"]
+        assert ["Compare", "Blind A/B", "Results"] == [
+            lbl for lbl in labels if lbl in ("Compare", "Blind A/B", "Results")
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_catalog_panel_lists_availability_with_reasons(demo_catalog):
+    from workbench.ui.catalog_panel import catalog_rows
+    from workbench.ui.common import AppContext
+
+    ctx = AppContext(catalog=demo_catalog, votes_path=Path("v.csv"), data_dir=Path("."))
+    df = catalog_rows(ctx, SimpleNamespace(username=None))
+    cks = df[df.kind == "checkpoint"].set_index("id")
+    assert list(cks.index) == ["feb1", "apr24", "apr27"]
+    assert set(cks.status) == {"demo"}
+    assert all("model.pth" in d or "folder missing" in d for d in cks.detail)
+    enh = df[df.kind == "enhancement"].set_index("id")
+    assert enh.loc["none", "status"] == "ok"
+    assert enh.loc["denoise", "status"] == "unavailable" and "weights missing" in enh.loc["denoise", "detail"]
+
+
+def test_catalog_panel_is_empty_for_raters(demo_catalog, tmp_path):
+    from workbench.ui.catalog_panel import catalog_rows
+    from workbench.ui.common import AppContext
+    from workbench.users import UserStore
+
+    users = UserStore(tmp_path / "users.json")
+    users.add("rita", "secret123", "rater")
+    ctx = AppContext(catalog=demo_catalog, votes_path=Path("v.csv"), data_dir=tmp_path, users=users)
+    assert catalog_rows(ctx, SimpleNamespace(username="rita")).empty
+
+
+def test_bad_catalog_exits_with_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checkpoints:\n  ck:\n    backend: onnx\n")
+    r = subprocess.run([sys.executable, "app.py", "--config", str(bad)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "bad.yaml:3: checkpoints.ck.backend must be 'xtts' or 'prerendered'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_share_without_users_refuses(tmp_path, demo_catalog_path):
+    r = subprocess.run(
+        [sys.executable, "app.py", "--config", str(demo_catalog_path), "--share", "--auth", str(tmp_path / "u.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1 and "no users" in r.stderr and "users add" in r.stderr
