@@ -1,0 +1,513 @@
+"""Statistics on votes: known values (scipy, textbook examples) and synthetic raters.
+
+``vote_rows`` / ``simulate_votes`` / ``write_votes_csv`` build vote tables with the
+vote CSV's exact header; the report and Results-tab tests import them from here.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+from scipy import stats as sps
+
+from workbench import stats
+from workbench.errors import VoteError
+
+#: the vote CSV header, in order (shared contract with workbench/votes.py)
+VOTE_HEADER = [
+    "vote_id",
+    "time_utc",
+    "rater",
+    "test_id",
+    "trial_id",
+    "reference",
+    "sentence_id",
+    "checkpoint_a",
+    "checkpoint_b",
+    "preset_a",
+    "preset_b",
+    "a_side",
+    "choice",
+    "winner",
+    "reasons",
+    "comment",
+    "played_a_s",
+    "played_b_s",
+    "decision_s",
+    "repeat_of",
+    "supersedes",
+    "app_version",
+]
+
+
+def vote(
+    n: int,
+    *,
+    a: str = "feb1",
+    b: str = "apr27",
+    a_side: str = "A",
+    choice: str = "A",
+    rater: str = "ann",
+    test_id: str = "t1",
+    trial_id: str | None = None,
+    reference: str = "surya_1",
+    sentence: str = "pangram",
+    preset_a: str = "none",
+    preset_b: str = "none",
+    reasons: str = "",
+    repeat_of: str = "",
+    supersedes: str = "",
+) -> dict:
+    """One vote row; ``winner`` is derived like the vote store does."""
+    same = a == b
+    item_a, item_b = (preset_a, preset_b) if same else (a, b)
+    winner = "tie" if choice == "none" else item_a if choice == a_side else item_b
+    return {
+        "vote_id": f"v{n:05d}",
+        "time_utc": f"2026-05-01T10:{n // 60 % 60:02d}:{n % 60:02d}Z",
+        "rater": rater,
+        "test_id": test_id,
+        "trial_id": trial_id or f"tr{n:04d}",
+        "reference": reference,
+        "sentence_id": sentence,
+        "checkpoint_a": a,
+        "checkpoint_b": b,
+        "preset_a": preset_a,
+        "preset_b": preset_b,
+        "a_side": a_side,
+        "choice": choice,
+        "winner": winner,
+        "reasons": reasons,
+        "comment": "",
+        "played_a_s": 3.0,
+        "played_b_s": 3.5,
+        "decision_s": 8.0 + n % 5,
+        "repeat_of": repeat_of,
+        "supersedes": supersedes,
+        "app_version": "0.1.0",
+    }
+
+
+def vote_rows(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=VOTE_HEADER)
+
+
+def simulate_votes(
+    rng: np.random.Generator,
+    *,
+    items=("feb1", "apr24", "apr27"),
+    strength=None,
+    raters=("ann", "bob", "cyd"),
+    references=("surya_1", "surya_2", "paul_1"),
+    sentences=("pangram", "numbers"),
+    tie_rate: float = 0.1,
+    a_bias: dict | None = None,
+    repeats: int = 2,
+    test_id: str = "t1",
+    start: int = 0,
+) -> pd.DataFrame:
+    """A balanced blind test: every pair on every reference and sentence for every rater.
+
+    ``strength`` maps item -> Bradley-Terry strength (default: apr27 strongest);
+    ``a_bias`` maps rater -> probability of answering slot A whatever was played.
+    Sides are counterbalanced; each rater repeats ``repeats`` trials with sides swapped.
+    """
+    strength = strength or {"feb1": 1.0, "apr24": 0.6, "apr27": 2.0}
+    a_bias = a_bias or {}
+    rows: list[dict] = []
+    n = start
+    reasons_for = {"apr27": "accent", "feb1": "naturalness", "apr24": "dull/flat"}
+    for rater in raters:
+        trials = []
+        for i, a in enumerate(items):
+            for b in items[i + 1 :]:
+                for ref in references:
+                    for sent in sentences:
+                        trials.append((a, b, ref, sent))
+        mine: list[dict] = []
+        for t, (a, b, ref, sent) in enumerate(trials):
+            a_side = "A" if (t + len(mine)) % 2 == 0 else "B"
+            mine.append(dict(a=a, b=b, reference=ref, sentence=sent, a_side=a_side, trial_id=f"{rater}-{t}"))
+        for r in range(repeats):
+            orig = mine[r]
+            mine.append({**orig, "a_side": "B" if orig["a_side"] == "A" else "A", "trial_id": f"{rater}-rep{r}"})
+            mine[-1]["repeat_of"] = orig["trial_id"]
+        for spec in mine:
+            a, b = spec["a"], spec["b"]
+            if rater in a_bias:
+                choice = "A" if rng.random() < a_bias[rater] else "B"
+            elif rng.random() < tie_rate:
+                choice = "none"
+            else:
+                a_wins = rng.random() < strength[a] / (strength[a] + strength[b])
+                choice = spec["a_side"] if a_wins else ("B" if spec["a_side"] == "A" else "A")
+            winner = None if choice == "none" else a if choice == spec["a_side"] else b
+            rows.append(
+                vote(
+                    n,
+                    rater=rater,
+                    test_id=test_id,
+                    choice=choice,
+                    reasons=reasons_for.get(winner, "") if n % 3 else "",
+                    **spec,
+                )
+            )
+            n += 1
+    return vote_rows(rows)
+
+
+def write_votes_csv(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` as a vote CSV with the exact header (formula-like cells quoted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(VOTE_HEADER)
+        for row in df[VOTE_HEADER].itertuples(index=False):
+            w.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
+    return path
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (3, 10), (7, 10), (14, 20), (0, 30), (55, 100), (500, 1000)])
+def test_wilson_interval_matches_scipy(k, n):
+    expected = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = stats.wilson_interval(k, n)
+    assert lo == pytest.approx(expected.low, abs=1e-12)
+    assert hi == pytest.approx(expected.high, abs=1e-12)
+
+
+def test_wilson_interval_other_level_and_empty():
+    expected = sps.binomtest(8, 12).proportion_ci(confidence_level=0.8, method="wilson")
+    assert stats.wilson_interval(8, 12, 0.8) == pytest.approx((expected.low, expected.high))
+    assert all(math.isnan(x) for x in stats.wilson_interval(0, 0))
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 2), (9, 10), (5, 10), (3, 17), (12, 17), (40, 100), (0, 12)])
+def test_sign_test_matches_scipy(k, n):
+    assert stats.sign_test(k, n) == pytest.approx(sps.binomtest(k, n, 0.5).pvalue, rel=1e-9)
+
+
+def test_sign_test_known_value_and_ties_split():
+    assert stats.sign_test(9, 10) == pytest.approx(22 / 1024)  # 2 * (1 + 10) / 2**10
+    assert math.isnan(stats.sign_test(0, 0))
+    # 8 wins, 2 losses, 5 ties -> ties split as 2 + 2 and one dropped: 10 of 14
+    assert stats.sign_test_ties_split(8, 2, 5) == pytest.approx(sps.binomtest(10, 14).pvalue)
+
+
+def test_holm_known_values():
+    got = stats.holm([0.01, 0.04, 0.03])
+    np.testing.assert_allclose(got, [0.03, 0.06, 0.06])
+    got = stats.holm([0.2, np.nan, 0.01])
+    np.testing.assert_allclose(got, [0.2, np.nan, 0.02])
+    assert stats.holm([]).shape == (0,)
+    assert stats.holm([0.6, 0.7])[1] == 1.0  # capped
+
+
+def test_votes_needed_is_the_smallest_n_with_enough_power():
+    def exact_power(n, p):
+        ks = np.arange(n + 1)
+        reject = np.array([sps.binomtest(int(k), n).pvalue <= 0.05 for k in ks])
+        return sps.binom.pmf(ks[reject], n, p).sum()
+
+    for p in (0.75, 0.3, 0.9):
+        n = stats.votes_needed(p)
+        assert exact_power(n, p) >= 0.8
+        assert all(exact_power(m, p) < 0.8 for m in range(max(1, n - 3), n))
+    # normal approximation for 0.75: about 29 decisive votes
+    assert 25 <= stats.votes_needed(0.75) <= 35
+    assert stats.votes_needed(1.0) == 6  # 6-0 is the first unanimous result with p < 0.05
+    assert stats.votes_needed(0.5) is None
+    assert stats.votes_needed(float("nan")) is None
+    assert stats.votes_needed(0.52) > stats.votes_needed(0.6) > stats.votes_needed(0.7)
+
+
+def test_bradley_terry_textbook_example():
+    # Wikipedia's worked example ("Bradley-Terry model"): 4 teams, 22 games, row beat column.
+    wins = np.array([[0, 2, 0, 1], [3, 0, 5, 0], [0, 3, 0, 1], [4, 0, 3, 0]])
+    s = stats.bradley_terry(wins)
+    np.testing.assert_allclose(s, [0.640, 1.043, 0.660, 2.270], atol=1e-3)
+    assert np.prod(s) == pytest.approx(1.0)
+
+    # and it is the maximum of the likelihood (checked with a generic optimiser)
+    def nll(beta):
+        d = beta[:, None] - beta[None, :]
+        return -(wins * (d - np.logaddexp(0, d))).sum()
+
+    res = optimize.minimize(nll, np.zeros(4), method="BFGS")
+    beta = res.x - res.x.mean()
+    np.testing.assert_allclose(np.log(s), beta, atol=1e-4)
+
+
+def test_bradley_terry_prior_keeps_unbeaten_items_finite():
+    wins = np.array([[0, 3], [0, 0]])
+    plain = stats.bradley_terry(wins)
+    assert plain[1] == 0 or plain[0] / plain[1] > 1e6
+    s = stats.bradley_terry(wins, prior=1.0)
+    assert np.all(np.isfinite(s)) and s[0] / s[1] == pytest.approx(7.0, rel=1e-6)  # 3.5 : 0.5
+
+
+def test_bradley_terry_batched_equals_single():
+    rng = np.random.default_rng(1)
+    w = rng.integers(0, 9, size=(5, 3, 3)) * (1 - np.eye(3))
+    batched = stats.bradley_terry(w, prior=0.5)
+    for i in range(5):
+        np.testing.assert_allclose(batched[i], stats.bradley_terry(w[i], prior=0.5), rtol=1e-6)
+
+
+def test_cohen_kappa_known_value():
+    # 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 -> p_o 0.7, p_e 0.5, kappa 0.4
+    x = ["y"] * 25 + ["n"] * 25
+    y = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert stats.cohen_kappa(x, y) == pytest.approx(0.4)
+    assert math.isnan(stats.cohen_kappa([], []))
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+    assert stats.cohen_kappa(a, b) == pytest.approx(sk.cohen_kappa_score(a, b))
+
+
+def test_fleiss_kappa_known_value():
+    # Fleiss (1971) / Wikipedia example: 10 subjects, 14 raters, 5 categories -> 0.210
+    counts = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    assert stats.fleiss_kappa(counts) == pytest.approx(0.2099, abs=1e-4)
+    assert math.isnan(stats.fleiss_kappa(np.zeros((0, 3))))
+
+
+# --------------------------------------------------------------------------- vote tables
+
+
+def test_pair_table_counts_orientation_and_tests():
+    rows = []
+    # feb1 (item a) vs apr27: apr27 wins 8, feb1 wins 2, 3 ties; sides alternate
+    for i in range(13):
+        side = "A" if i % 2 else "B"
+        other = "B" if side == "A" else "A"
+        choice = "none" if i >= 10 else (other if i < 8 else side)
+        rows.append(vote(i, a_side=side, choice=choice))
+    # the same pair listed the other way round in a second plan still counts for the pair
+    rows.append(vote(20, a="apr27", b="feb1", a_side="A", choice="A", test_id="t2"))
+    t = stats.pair_table(vote_rows(rows))
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert (r.item_a, r.item_b) == ("feb1", "apr27")
+    assert (r.wins_a, r.wins_b, r.ties, r.n) == (2, 9, 3, 14)
+    assert r.win_rate == pytest.approx(2 / 11)
+    lo, hi = stats.wilson_interval(2, 11)
+    assert (r.ci_low, r.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert r.score == pytest.approx((2 + 1.5) / 14)
+    assert r.p_value == pytest.approx(sps.binomtest(2, 11).pvalue)
+    assert r.p_ties_split == pytest.approx(sps.binomtest(3, 13).pvalue)
+    assert r.p_holm == pytest.approx(r.p_value)  # one pair: nothing to correct
+    assert r.votes_needed == stats.votes_needed(2 / 11)
+    more = math.ceil(max(0, r.votes_needed - 11) / (1 - 3 / 14))
+    assert r.more_votes == more
+    assert (r.example_reference, r.example_sentence, r.example_preset) == ("surya_1", "pangram", "none")
+
+
+def test_holm_applied_across_pairs(rng):
+    df = simulate_votes(rng)
+    t = stats.pair_table(df)
+    assert len(t) == 3
+    np.testing.assert_allclose(t["p_holm"], stats.holm(t["p_value"]))
+    assert list(t["settled"]) == list(t["p_holm"] < 0.05)
+
+
+def test_presets_are_items_when_the_checkpoint_is_the_same():
+    rows = [
+        vote(i, a="apr27", b="apr27", preset_a="none", preset_b="denoise", a_side="A", choice="B" if i < 4 else "A")
+        for i in range(6)
+    ]
+    s = stats.summarize(vote_rows(rows), n_boot=50)
+    assert s.kind == "presets"
+    assert s.items == ["none", "denoise"]
+    r = s.pairs.iloc[0]
+    assert (r.item_a, r.item_b, r.wins_a, r.wins_b) == ("none", "denoise", 2, 4)
+    assert s.ranking.iloc[0]["item"] == "denoise"
+
+
+def test_ranking_recovers_simulated_strengths(rng):
+    df = pd.concat([simulate_votes(rng, start=i * 1000, test_id="t1") for i in range(4)], ignore_index=True)
+    r = stats.ranking(df, n_boot=300, seed=7)
+    assert list(r["item"]) == ["apr27", "feb1", "apr24"]
+    assert list(r["rank"]) == [1, 2, 3]
+    assert (r["ci_low"] <= r["strength"]).all() and (r["strength"] <= r["ci_high"]).all()
+    assert r["p_best"].sum() == pytest.approx(1.0)
+    assert r.iloc[0]["p_best"] > 0.9
+    # true strength ratio apr27 / apr24 is 2 / 0.6 = 3.3
+    ratio = r.iloc[0]["strength"] / r.iloc[2]["strength"]
+    assert 2.0 < ratio < 6.0
+    # seeded: the same seed gives the same intervals, another seed different ones
+    again = stats.ranking(df, n_boot=300, seed=7)
+    pd.testing.assert_frame_equal(r, again)
+    other = stats.ranking(df, n_boot=300, seed=8)
+    assert not np.allclose(r["ci_low"], other["ci_low"])
+    assert (r["n"] == r["wins"] + r["losses"] + r["ties"]).all()
+
+
+def test_bootstrap_interval_narrows_with_more_votes(rng):
+    small = simulate_votes(rng, raters=("ann",))
+    big = pd.concat([simulate_votes(rng, start=i * 1000) for i in range(6)], ignore_index=True)
+    ws = stats.ranking(small, n_boot=200).set_index("item")
+    wb = stats.ranking(big, n_boot=200).set_index("item")
+    width = lambda t: np.log(t["ci_high"] / t["ci_low"])  # noqa: E731
+    assert (width(wb) < width(ws)).all()
+
+
+def test_position_bias_detected_on_a_biased_rater(rng):
+    df = pd.concat(
+        [
+            simulate_votes(rng, raters=("ann", "bob"), tie_rate=0.0),
+            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.85}, start=5000),
+            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.85}, start=6000, test_id="t1b"),
+        ],
+        ignore_index=True,
+    )
+    pb = stats.position_bias(df).set_index("rater")
+    assert pb.at["zed", "p_value"] < 0.01
+    assert pb.at["zed", "a_rate"] > 0.7
+    assert pb.at["zed", "ci_low"] > 0.5
+    for honest in ("ann", "bob"):
+        assert pb.at[honest, "p_value"] > 0.01
+    k, n = int(pb.at["zed", "chose_a"]), int(pb.at["zed", "decisive"])
+    assert pb.at["zed", "p_value"] == pytest.approx(sps.binomtest(k, n).pvalue)
+    assert pb.loc["all", "decisive"] == pb.drop(index="all")["decisive"].sum()
+
+
+def test_rater_consistency_on_repeats():
+    rows = [
+        vote(0, rater="ann", trial_id="x1", a_side="A", choice="B"),  # apr27 wins
+        vote(1, rater="ann", trial_id="x2", a_side="B", choice="A", repeat_of="x1"),  # apr27 again: agrees
+        vote(2, rater="ann", trial_id="x3", a_side="A", choice="A"),  # feb1 wins
+        vote(3, rater="ann", trial_id="x4", a_side="B", choice="A", repeat_of="x3"),  # same slot A: flip
+        vote(4, rater="bob", trial_id="x1", a_side="A", choice="none"),
+        vote(5, rater="bob", trial_id="x2", a_side="B", choice="none", repeat_of="x1"),  # tie, tie: agrees
+        vote(6, rater="bob", trial_id="x9", a_side="B", choice="none", repeat_of="missing"),  # no original
+    ]
+    c = stats.rater_consistency(vote_rows(rows)).set_index("rater")
+    assert c.at["ann", "repeats"] == 2 and c.at["ann", "agree"] == 1 and c.at["ann", "same_slot"] == 1
+    assert c.at["bob", "repeats"] == 1 and c.at["bob", "rate"] == 1.0 and c.at["bob", "same_slot"] == 0
+    assert c.at["all", "repeats"] == 3 and c.at["all", "agree"] == 2
+    assert c.at["all", "rate"] == pytest.approx(2 / 3)
+
+
+def test_rater_agreement_on_shared_stimuli():
+    rows = []
+    n = 0
+    # three raters judge the same 4 stimuli (different trial ids and sides per rater)
+    answers = {
+        "ann": ["apr27", "apr27", "feb1", "tie"],
+        "bob": ["apr27", "apr27", "apr27", "tie"],
+        "cyd": ["apr27", "feb1", "feb1", "feb1"],
+    }
+    sentences = ["pangram", "numbers", "names", "question"]
+    for rater, wins in answers.items():
+        for s, w in zip(sentences, wins, strict=True):
+            side = "A" if n % 2 else "B"
+            other = "B" if side == "A" else "A"
+            choice = "none" if w == "tie" else side if w == "feb1" else other
+            rows.append(vote(n, rater=rater, sentence=s, a_side=side, choice=choice, trial_id=f"{rater}{s}"))
+            n += 1
+    pairs, fk, n_stim = stats.rater_agreement(vote_rows(rows))
+    p = pairs.set_index(["rater_1", "rater_2"])
+    assert p.at[("ann", "bob"), "shared"] == 4 and p.at[("ann", "bob"), "agree"] == 3
+    assert p.at[("ann", "cyd"), "agree"] == 2
+    assert p.at[("ann", "bob"), "kappa"] == pytest.approx(stats.cohen_kappa(["a", "a", "f", "t"], ["a", "a", "a", "t"]))
+    # Fleiss on the category counts per stimulus (apr27 / feb1 / tie)
+    counts = [[3, 0, 0], [2, 1, 0], [1, 2, 0], [0, 1, 2]]
+    assert n_stim == 4
+    assert fk == pytest.approx(stats.fleiss_kappa(counts))
+
+
+def test_breakdowns_and_heatmap(rng):
+    df = simulate_votes(rng)
+    by_ref = stats.breakdown(df, "reference")
+    assert set(by_ref["level"]) == {"surya_1", "surya_2", "paul_1"}
+    # every vote lands in exactly one reference
+    assert by_ref["n"].sum() == len(df)
+    by_rater = stats.breakdown(df, "rater")
+    assert by_rater["n"].sum() == len(df)
+    by_clip = stats.breakdown(df, "clip")
+    assert by_clip["n"].sum() == len(df)
+    row = by_clip.iloc[0]
+    assert row["level"] == f"{row.example_reference} / {row.example_sentence}"
+    by_reason = stats.breakdown(df, "reason")
+    assert by_reason["n"].sum() == sum(max(1, len(r.split(";"))) if r else 1 for r in df["reasons"])
+    heat = stats.item_scores(df, "reference")
+    assert set(heat["item"]) == {"feb1", "apr24", "apr27"}
+    # each vote involves two items, so the item records count each vote twice
+    assert heat["n"].sum() == 2 * len(df)
+    assert heat["score"].between(0, 1).all()
+    with pytest.raises(ValueError, match="unknown breakdown"):
+        stats.breakdown(df, "colour")
+
+
+def test_reason_table_counts_wins_and_losses():
+    rows = [
+        vote(0, a_side="A", choice="B", reasons="accent;inflection"),  # apr27 wins
+        vote(1, a_side="A", choice="B", reasons="accent"),  # apr27 wins
+        vote(2, a_side="B", choice="B", reasons="inflection"),  # feb1 wins
+        vote(3, a_side="B", choice="none", reasons="dull/flat"),
+        vote(4, a_side="B", choice="A"),
+    ]
+    r = stats.reason_table(vote_rows(rows)).set_index(["tag", "item"])
+    assert r.at[("accent", "apr27"), "won"] == 2 and r.at[("accent", "feb1"), "lost"] == 2
+    assert r.at[("inflection", "apr27"), "won"] == 1 and r.at[("inflection", "apr27"), "lost"] == 1
+    assert r.at[("dull/flat", "feb1"), "tied"] == 1
+    assert list(dict.fromkeys(r.index.get_level_values("tag"))) == ["accent", "inflection", "dull/flat"]
+    by_ref = stats.reason_table(vote_rows(rows), by="reference")
+    assert set(by_ref["level"]) == {"surya_1"}
+
+
+def test_empty_test_gives_an_empty_summary(rng):
+    df = simulate_votes(rng)
+    s = stats.summarize(df, "no-votes-yet")
+    assert s.empty and s.n_votes == 0 and s.kind == "none"
+    assert s.pairs.empty and s.ranking.empty and s.heatmap.empty and s.by_reference.empty
+    assert s.tests == ["t1"]
+    assert s.position.iloc[0]["decisive"] == 0
+    e = stats.summarize(vote_rows([]))
+    assert e.empty and e.items == [] and list(e.pairs.columns) == stats.PAIR_COLUMNS
+
+
+def test_summary_selects_a_test(rng):
+    df = pd.concat([simulate_votes(rng, test_id="t1"), simulate_votes(rng, test_id="t2", start=9000)])
+    s1, s_all = stats.summarize(df, "t1", n_boot=20), stats.summarize(df, n_boot=20)
+    assert s1.n_votes == (df["test_id"] == "t1").sum()
+    assert s_all.n_votes == len(df)
+    assert s_all.tests == ["t1", "t2"]
+
+
+def test_bad_values_are_named(rng):
+    df = simulate_votes(rng).head(5).copy()
+    df.loc[3, "choice"] = "C"
+    with pytest.raises(VoteError, match=r"v00003.*choice.*'C'"):
+        stats.summarize(df)
+    with pytest.raises(VoteError, match="no column choice"):
+        stats.pair_table(df.drop(columns=["choice"]))
+
+
+def test_choice_spelling_and_missing_optional_cells():
+    df = vote_rows([vote(0, choice="None"), vote(1, a_side="b", choice="a")])
+    df["reasons"] = [None, np.nan]
+    p = stats.prepare(df)
+    assert list(p["outcome"]) == [0.5, 0.0]
+    assert list(p["tags"]) == [(), ()]
