@@ -1,0 +1,425 @@
+"""Figures for comparing clips, built from :mod:`workbench.analysis` results.
+
+Every function takes an optional ``ax`` (or ``axes``) to draw into and returns the
+:class:`matplotlib.figure.Figure`; none calls ``plt.show()`` or touches pyplot's global
+state (figures are plain ``Figure`` objects, rendered by Agg when saved), so they work in a
+server, a test and a notebook alike. Long signals are drawn as min/max envelopes at
+the axis' pixel width (:func:`workbench.analysis.envelope`), never sample by sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from . import analysis
+from .analysis import F0Track, MatchResult, TimeMap
+
+#: colour of the reference recording; checkpoints take the tab10 colours in order
+REFERENCE_COLOR = "#555555"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+DPI = 100
+
+
+def colors_for(n: int, *, reference_first: bool = False) -> list[str]:
+    """``n`` distinct colours; with ``reference_first`` the first is the reference's grey."""
+    out = [REFERENCE_COLOR] if reference_first and n else []
+    out += [PALETTE[i % len(PALETTE)] for i in range(n - len(out))]
+    return out
+
+
+def _figure(width_in: float, height_in: float, nrows: int = 1, ncols: int = 1, **kw) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _ax_or_new(ax: Axes | None, width_in: float = 12.0, height_in: float = 3.2) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, axes = _figure(width_in, height_in)
+    return fig, axes[0, 0]
+
+
+def axis_width_px(ax: Axes) -> int:
+    """Width of ``ax`` in pixels at the figure's dpi (the envelope resolution)."""
+    fig = ax.figure
+    return max(16, int(round(ax.get_position().width * fig.get_figwidth() * fig.dpi)))
+
+
+def _maps(time_maps: Sequence[TimeMap] | None, n: int) -> list[TimeMap | None]:
+    if time_maps is None:
+        return [None] * n
+    if len(time_maps) != n:
+        raise ValueError(f"got {len(time_maps)} time maps for {n} signals")
+    return list(time_maps)
+
+
+def _apply(tm: TimeMap | None, t: np.ndarray) -> np.ndarray:
+    return t if tm is None else tm(t)
+
+
+def waveform_overlay(
+    signals: Sequence[np.ndarray],
+    *,
+    sr: int,
+    labels: Sequence[str],
+    time_maps: Sequence[TimeMap] | None = None,
+    colors: Sequence[str] | None = None,
+    width_px: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Several waveforms on one time axis, each as a translucent min/max envelope.
+
+    Parameters
+    ----------
+    signals : sequence of np.ndarray, each shape ``(n_i,)``, all at ``sr`` Hz
+    sr : sample rate (Hz)
+    labels : legend label per signal
+    time_maps : per-signal :class:`~workbench.analysis.TimeMap` placing it on the shared
+        axis (see :func:`workbench.analysis.align`); identity when None
+    colors : per-signal colours (default :func:`colors_for`)
+    width_px : envelope bins per signal (default: the axis' width in pixels)
+    title : axis title
+    ax : draw here instead of a new 12 x 3.2 inch figure
+
+    Returns
+    -------
+    Figure
+        One filled envelope (a ``PolyCollection``) per signal, labelled for the legend.
+    """
+    fig, ax = _ax_or_new(ax)
+    n = len(signals)
+    if len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} signals")
+    colors = list(colors) if colors is not None else colors_for(n)
+    width_px = width_px or axis_width_px(ax)
+    for y, label, tm, color in zip(signals, labels, _maps(time_maps, n), colors, strict=True):
+        t, lo, hi = analysis.envelope(y, sr=sr, n_bins=width_px)
+        ax.fill_between(_apply(tm, t), lo, hi, color=color, alpha=0.45, linewidth=0.4, label=label)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    ax.set_ylim(-1.0, 1.0)
+    ax.axhline(0.0, color="0.7", linewidth=0.5, zorder=0)
+    ax.margins(x=0.01)
+    if n:
+        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def difference_plot(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    sr: int,
+    labels: tuple[str, str] = ("a", "b"),
+    match: MatchResult | None = None,
+    width_px: int | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """The sample difference ``a - b`` over time, with the exact-match verdict as title.
+
+    Parameters
+    ----------
+    a, b : np.ndarray, shapes ``(n,)`` and ``(m,)`` at ``sr`` Hz
+    sr : sample rate (Hz)
+    labels : names of ``a`` and ``b``
+    match : result of :func:`workbench.analysis.match_verdict`; its lag is undone on
+        ``b`` before subtracting, and its verdict is shown (computed here when None)
+    width_px : envelope resolution (default: axis width in pixels)
+    ax : draw here instead of a new figure
+
+    Returns
+    -------
+    Figure
+        A filled min/max envelope of the difference, symmetric y limits.
+    """
+    fig, ax = _ax_or_new(ax, height_in=2.6)
+    if match is None:
+        match = analysis.match_verdict(a, b, sr=sr)
+    b = analysis.shift(np.asarray(b, dtype=np.float32), match.lag_samples)
+    n = max(len(a), len(b))
+    d = np.zeros(n, dtype=np.float32)
+    d[: len(a)] += a
+    d[: len(b)] -= b
+    t, lo, hi = analysis.envelope(d, sr=sr, n_bins=width_px or axis_width_px(ax))
+    color = "#2ca02c" if match.verdict == "identical" else "#d62728"
+    ax.fill_between(t, lo, hi, color=color, alpha=0.7, linewidth=0.4, label=f"{labels[0]} − {labels[1]}")
+    lim = max(float(np.max(np.abs(d))), 1e-6) * 1.1
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("difference")
+    ax.margins(x=0.01)
+    ax.legend(loc="upper right", fontsize="small")
+    ax.set_title(f"{labels[0]} vs {labels[1]}: {match.describe()}")
+    return fig
+
+
+def _mel_ticks(n_mels: int, sr: int) -> tuple[list[float], list[str]]:
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    pos, lab = [], []
+    for f in (250, 500, 1000, 2000, 4000, 8000, 16000):
+        if f < sr / 2:
+            pos.append(float(np.interp(f, centres, np.arange(n_mels))))
+            lab.append(f"{f // 1000}k" if f >= 1000 else str(f))
+    return pos, lab
+
+
+def spectrograms(
+    mels: Sequence[np.ndarray],
+    *,
+    sr: int,
+    hop_length: int,
+    labels: Sequence[str],
+    time_offsets: Sequence[float] | None = None,
+    dynamic_range_db: float = 80.0,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Log-mel spectrograms side by side with one shared colour scale.
+
+    Parameters
+    ----------
+    mels : sequence of np.ndarray, each ``(n_mels, n_frames_i)`` in dB re 1.0
+        (:func:`workbench.analysis.log_mel`)
+    sr : sample rate (Hz); hop_length : frame hop (samples)
+    labels : title per spectrogram
+    time_offsets : per-spectrogram shift of the time axis (s), e.g. ``-leading silence``
+    dynamic_range_db : colour range below the loudest value over all spectrograms
+    axes : one axis per spectrogram (default: a new figure, one column each)
+
+    Returns
+    -------
+    Figure
+        One image per spectrogram, all with the same ``clim``, and one colour bar.
+    """
+    n = len(mels)
+    if axes is None:
+        fig, grid = _figure(max(4.0, 3.6 * n), 3.2, 1, max(n, 1), sharey=True)
+        axes = list(grid[0])
+    else:
+        fig = axes[0].figure
+    vmax = max(float(np.max(m)) for m in mels) if n else 0.0
+    vmin = vmax - dynamic_range_db
+    offsets = list(time_offsets) if time_offsets is not None else [0.0] * n
+    img = None
+    for m, label, ax, off in zip(mels, labels, axes, offsets, strict=True):
+        dur = m.shape[1] * hop_length / sr
+        img = ax.imshow(
+            m,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
+            extent=(off, off + dur, -0.5, m.shape[0] - 0.5),
+            interpolation="nearest",
+        )
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("time (s)")
+        pos, lab = _mel_ticks(m.shape[0], sr)
+        ax.set_yticks(pos, lab)
+    if n:
+        axes[0].set_ylabel("frequency (Hz, mel scale)")
+        fig.colorbar(img, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
+    return fig
+
+
+def pitch_plot(
+    tracks: Sequence[F0Track],
+    *,
+    labels: Sequence[str],
+    unit: str = "Hz",
+    time_maps: Sequence[TimeMap] | None = None,
+    colors: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """F0 contours overlaid, with each clip's voiced regions as bars along the bottom.
+
+    Parameters
+    ----------
+    tracks : :class:`~workbench.analysis.F0Track` per clip
+    labels : legend label per clip
+    unit : ``Hz`` (log axis) or ``semitones`` (relative to each clip's own median F0,
+        so contours of different voices compare by shape: flat vs inflected)
+    time_maps : per-clip time maps onto the shared axis; identity when None
+    colors : per-clip colours
+    ax : draw here instead of a new figure
+
+    Returns
+    -------
+    Figure
+        One line per clip (NaN gaps where unvoiced) and one bar collection per clip.
+    """
+    if unit not in ("Hz", "semitones"):
+        raise ValueError(f"unit must be 'Hz' or 'semitones', got {unit!r}")
+    fig, ax = _ax_or_new(ax, height_in=3.0)
+    n = len(tracks)
+    colors = list(colors) if colors is not None else colors_for(n)
+    bar = 0.025
+    all_values: list[np.ndarray] = []
+    for i, (tr, label, tm, color) in enumerate(zip(tracks, labels, _maps(time_maps, n), colors, strict=True)):
+        t = _apply(tm, tr.times)
+        if unit == "Hz":
+            values = tr.f0_hz
+        else:
+            voiced = tr.f0_hz[tr.voiced]
+            ref = float(np.median(voiced)) if voiced.size else 100.0
+            values = analysis.hz_to_semitones(tr.f0_hz, ref_hz=ref)
+        ax.plot(t, values, color=color, linewidth=1.4, label=label)
+        all_values.append(values[np.isfinite(values)])
+        spans = [(float(_apply(tm, s)), float(_apply(tm, e) - _apply(tm, s))) for s, e in tr.voiced_spans()]
+        ax.broken_barh(
+            spans, (0.01 + i * (bar + 0.005), bar), facecolors=color, alpha=0.8, transform=ax.get_xaxis_transform()
+        )
+    # room below the data for the voiced-region bars
+    finite = [v for v in all_values if v.size]
+    if finite:
+        values = np.concatenate(finite)
+        lo, hi = float(values.min()), float(values.max())
+        if unit == "Hz":
+            lo, hi = np.log(lo), np.log(hi)
+        span = max(hi - lo, 0.05 if unit == "Hz" else 1.0)
+        lo, hi = lo - span * (0.1 + 0.035 * n) / 0.8, hi + span * 0.1
+        if unit == "Hz":
+            lo, hi = np.exp(lo), np.exp(hi)
+        ax.set_ylim(lo, hi)
+    if unit == "Hz":
+        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+        ax.set_yscale("log")
+        ax.set_ylabel("F0 (Hz)")
+        ax.yaxis.set_major_locator(FixedLocator([50, 60, 70, 80, 90, 100, 120, 150, 200, 250, 300, 400, 500, 600]))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylabel("F0 (semitones re median)")
+        ax.axhline(0.0, color="0.7", linewidth=0.5, zorder=0)
+    ax.set_xlabel("time (s)   bars: voiced regions")
+    ax.margins(x=0.01)
+    if n:
+        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+    return fig
+
+
+def pitch_figure(
+    tracks: Sequence[F0Track],
+    *,
+    labels: Sequence[str],
+    time_maps: Sequence[TimeMap] | None = None,
+    colors: Sequence[str] | None = None,
+) -> Figure:
+    """Two stacked pitch panels sharing the time axis: Hz (top) and semitones (bottom)."""
+    fig, grid = _figure(12.0, 5.6, 2, 1, sharex=True)
+    pitch_plot(tracks, labels=labels, unit="Hz", time_maps=time_maps, colors=colors, ax=grid[0, 0])
+    pitch_plot(tracks, labels=labels, unit="semitones", time_maps=time_maps, colors=colors, ax=grid[1, 0])
+    grid[0, 0].set_xlabel("")
+    return fig
+
+
+def energy_plot(
+    contours: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    labels: Sequence[str],
+    time_maps: Sequence[TimeMap] | None = None,
+    colors: Sequence[str] | None = None,
+    floor_db: float = -80.0,
+    ax: Axes | None = None,
+) -> Figure:
+    """Energy (short-time RMS) contours overlaid.
+
+    Parameters
+    ----------
+    contours : per clip ``(times, level_db)`` as from :func:`workbench.analysis.energy_contour`
+    labels : legend label per clip
+    time_maps : per-clip time maps; identity when None
+    colors : per-clip colours
+    floor_db : lower y limit (dBFS)
+    ax : draw here instead of a new figure
+    """
+    fig, ax = _ax_or_new(ax, height_in=2.6)
+    n = len(contours)
+    colors = list(colors) if colors is not None else colors_for(n)
+    top = floor_db + 10
+    for (t, level), label, tm, color in zip(contours, labels, _maps(time_maps, n), colors, strict=True):
+        ax.plot(_apply(tm, t), level, color=color, linewidth=1.0, label=label)
+        top = max(top, float(np.max(level)))
+    ax.set_ylim(floor_db, top + 3)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("RMS level (dBFS)")
+    ax.margins(x=0.01)
+    if n:
+        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+    return fig
+
+
+def enhancement_diff_plot(
+    plain: np.ndarray,
+    enhanced: np.ndarray,
+    *,
+    sr: int,
+    labels: tuple[str, str] = ("none", "enhanced"),
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """The same clip without and with a preset: waveforms overlaid, and both long-term spectra.
+
+    Parameters
+    ----------
+    plain, enhanced : np.ndarray, shapes ``(n,)`` and ``(m,)`` at ``sr`` Hz
+    sr : sample rate (Hz)
+    labels : names of the two versions
+    axes : two axes (waveforms, spectra); default a new figure
+
+    Returns
+    -------
+    Figure
+        Left/top: overlaid envelopes. Right/bottom: long-term average spectra (dB vs Hz,
+        log frequency) of both and their difference on a twin axis.
+    """
+    if axes is None:
+        fig, grid = _figure(12.0, 5.6, 2, 1)
+        axes = [grid[0, 0], grid[1, 0]]
+    else:
+        fig = axes[0].figure
+    colors = colors_for(2)
+    waveform_overlay([plain, enhanced], sr=sr, labels=list(labels), colors=colors, ax=axes[0])
+    spec_ax = axes[1]
+    levels = []
+    for y, label, color in zip((plain, enhanced), labels, colors, strict=True):
+        y = np.asarray(y, dtype=np.float32)
+        power = analysis.power_spectrogram(y, sr=sr)
+        _, level = analysis.energy_contour(y, sr=sr)
+        freqs, ltas = analysis.average_spectrum(power, sr=sr, mask=analysis.speech_mask(level))
+        spec_ax.semilogx(freqs[1:], ltas[1:], color=color, linewidth=1.2, label=label)
+        levels.append(ltas)
+    diff_ax = spec_ax.twinx()
+    audible = np.maximum(levels[0], levels[1]) > max(float(np.max(levels[0])), float(np.max(levels[1]))) - 70
+    delta = np.where(audible, levels[1] - levels[0], np.nan)[1:]
+    diff_ax.semilogx(freqs[1:], delta, color="0.3", linewidth=0.9, linestyle="--", label="difference")
+    if np.isfinite(delta).any():
+        lo, hi = float(np.nanmin(delta)), float(np.nanmax(delta))
+        mid, half = (lo + hi) / 2, max((hi - lo) / 2 + 1.0, 6.0)
+        diff_ax.set_ylim(mid - half, mid + half)
+    diff_ax.ticklabel_format(axis="y", useOffset=False)
+    diff_ax.set_ylabel(f"{labels[1]} − {labels[0]} (dB, dashed)", color="0.3")
+    spec_ax.set_xlabel("frequency (Hz)")
+    spec_ax.set_ylabel("average level (dB)")
+    spec_ax.set_xlim(50, sr / 2)
+    spec_ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
+def save_png(fig: Figure, path: str | Path, *, dpi: int | None = None) -> Path:
+    """Write ``fig`` as PNG to ``path`` (folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi or fig.dpi)
+    return path
