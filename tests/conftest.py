@@ -40,3 +40,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_xtts_dir(tmp_path_factory) -> Path:
+    """A tiny random XTTS v2 checkpoint folder (tests/tiny_models.py), built once; treat as read-only."""
+    from tiny_models import build_tiny_xtts
+
+    return build_tiny_xtts(tmp_path_factory.mktemp("tiny_xtts") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_enhancer_dir(tmp_path_factory) -> Path:
+    """A small random resemble-enhance run folder (about 360 MB), built once; treat as read-only."""
+    from tiny_models import build_tiny_enhancer
+
+    return build_tiny_enhancer(tmp_path_factory.mktemp("tiny_enhancer") / "run", seed=0)

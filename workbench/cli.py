@@ -53,6 +53,58 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render a checkpoints x references x sentences x presets x takes matrix to --out."""
+    from tqdm import tqdm
+
+    from .catalog import load_catalog
+    from .render import Renderer, expand_matrix, render_batch
+
+    cat = load_catalog(args.config)
+    reqs = expand_matrix(
+        cat,
+        checkpoints=args.checkpoints,
+        references=args.references,
+        sentences=args.sentences,
+        enhancements=args.enhance,
+        takes=args.takes,
+    )
+    renderer = Renderer(cat, device=args.device)
+    with tqdm(total=len(reqs), unit="clip", dynamic_ncols=True) as bar:
+
+        def progress(frac: float, label: str) -> None:
+            bar.set_postfix_str(label[:60], refresh=False)
+
+        def on_result(req, result) -> None:
+            if not hasattr(result, "path"):
+                tqdm.write(f"failed: {req.label()}: {result}", file=sys.stderr)
+            bar.update(1)
+
+        manifest, rows = render_batch(renderer, reqs, args.out, progress=progress, on_result=on_result)
+    failed = sum(r["status"] != "ok" for r in rows)
+    cached = sum(r["from_cache"] is True for r in rows)
+    print(f"{len(rows) - failed} of {len(rows)} clips in {args.out} ({cached} from the cache); manifest: {manifest}")
+    if failed:
+        print(f"{failed} items failed (see the error column of {manifest})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the results tables of a vote CSV; --html also writes a self-contained report."""
+    from .errors import VoteError
+    from .report import build_summary, render_text, write_html
+
+    summary = build_summary(args.votes, args.test)
+    if args.test and args.test not in summary.tests:
+        known = ", ".join(summary.tests) or "none yet"
+        raise VoteError(f"{args.votes}: no votes for test {args.test!r}; tests with votes: {known}")
+    print(render_text(summary, markdown=args.markdown), end="")
+    if args.html:
+        print(f"wrote {write_html(summary, args.html)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -68,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--password", default=None, help="password for add (default: prompt, or read one line of stdin)")
     u.add_argument("--file", default="users.json", help="users file (default: users.json)")
     u.set_defaults(func=cmd_users)
+
+    r = sub.add_parser("render", help="render a matrix of clips with progress; writes clips + manifest.csv")
+    r.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
+    r.add_argument("--checkpoints", default="all", help="comma-separated checkpoint names or all (default: all)")
+    r.add_argument("--references", default="all", help="comma-separated reference ids or all (default: all)")
+    r.add_argument("--sentences", default="all", help="comma-separated sentence ids or all (default: all)")
+    r.add_argument("--enhance", default="none", help="comma-separated enhancement presets or all (default: none)")
+    r.add_argument("--takes", type=int, default=1, help="takes per combination, seeds seed..seed+N-1 (default: 1)")
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: settings.device")
+    r.add_argument("--out", default="renders", help="folder for the clips and manifest.csv (default: renders)")
+    r.set_defaults(func=cmd_render)
     return p
 
 

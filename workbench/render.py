@@ -9,18 +9,26 @@ the same key is a file read.
 Sources, in order: the checkpoint's XTTS model files, its ``clips_dir`` (rendered
 elsewhere), its bundled ``demo_dir``. Enhancement and loudness normalisation are
 applied on top of whichever source produced the audio.
+
+Takes: take ``n`` of a request uses seed ``inference.seed + n - 1``; :meth:`Renderer.regenerate`
+renders the lowest take not yet in the cache, so new takes land beside the old ones.
+Batches: :func:`expand_matrix` builds a checkpoints x references x sentences x presets x
+takes matrix, :meth:`Renderer.render_many` renders it (failures reported per item) and
+:func:`export_clips` copies the results under readable names with a manifest CSV.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,17 +38,23 @@ from . import audio
 from .catalog import (
     Catalog,
     Checkpoint,
+    EnhancePreset,
     checkpoint_availability,
+    preset_availability,
     reference_audio_path,
 )
-from .errors import AudioError, RenderError, WorkbenchError
+from .errors import ModelUnavailable, RenderError, WorkbenchError
+from .synth.hashing import model_files_hash, sha256_file
 
 log = logging.getLogger(__name__)
 
 #: bump when the rendering pipeline changes in a way that changes output samples
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 #: sample rate of every clip in the cache (XTTS's native rate)
 CLIP_SR = 24000
+
+#: most takes one request can have
+MAX_TAKES = 1000
 
 Progress = Callable[[float, str], None]
 
@@ -79,6 +93,7 @@ class Clip:
     request: RenderRequest
     source: str  # model | base_model | clips | demo
     provenance: dict = field(default_factory=dict, compare=False)  # sidecar content
+    from_cache: bool = field(default=False, compare=False)  # True when served from the cache
 
     @property
     def is_demo(self) -> bool:
@@ -93,26 +108,32 @@ class Clip:
         return audio.load(self.path)
 
 
-def _sha256_file(path: Path, _cache: dict = {}) -> str:  # noqa: B006 - deliberate memo
-    st = path.stat()
-    memo_key = (str(path), st.st_size, st.st_mtime_ns)
-    if memo_key not in _cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _cache[memo_key] = h.hexdigest()
-    return _cache[memo_key]
+_sha256_file = sha256_file
+__all__ = [
+    "CLIP_SR",
+    "PIPELINE_VERSION",
+    "Clip",
+    "RenderRequest",
+    "Renderer",
+    "expand_matrix",
+    "export_clips",
+    "render_batch",
+    "model_files_hash",
+]
 
 
-def model_files_hash(model_dir: Path) -> str:
-    """sha256 over an XTTS folder's files that affect synthesis (names + contents)."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth"):
-        p = model_dir / name
-        if p.is_file():
-            h.update(name.encode())
-            h.update(_sha256_file(p).encode())
+def enhancer_hash(preset: EnhancePreset) -> str | None:
+    """Content hash of the weights a preset runs (None for presets without an enhancer step)."""
+    if not preset.uses_enhancer:
+        return None
+    if preset.weights_dir is None:
+        return "huggingface:ResembleAI/resemble-enhance"
+    from .enhance import enhancer_checkpoint
+
+    h = hashlib.sha256(sha256_file(enhancer_checkpoint(preset.weights_dir)).encode())
+    hp = preset.weights_dir / "hparams.yaml"
+    if hp.is_file():
+        h.update(sha256_file(hp).encode())
     return h.hexdigest()
 
 
@@ -138,6 +159,8 @@ class Renderer:
         self.device = device or catalog.settings.device
         self._key_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.backends: dict[str, object] = {}  # model backends by name, created on first use
+        self.stats = {"hits": 0, "renders": 0}  # served from the cache / rendered fresh
 
     # ------------------------------------------------------------------ resolution
 
@@ -179,12 +202,15 @@ class Renderer:
         ck = self.catalog.checkpoint(req.checkpoint)
         ref = self.catalog.reference(req.reference)
         preset = self.catalog.enhancement(req.enhancement)
-        if req.take < 1 or req.take > 1000:
-            raise RenderError(f"take must be between 1 and 1000, got {req.take}")
+        if not isinstance(req.take, int) or req.take < 1 or req.take > MAX_TAKES:
+            raise RenderError(f"take must be between 1 and {MAX_TAKES}, got {req.take}")
         text, language = self._text(req)
         avail = checkpoint_availability(ck)
         if not avail.ok:
-            raise RenderError(f"checkpoint {ck.name} cannot render: {avail.reason}")
+            raise ModelUnavailable(f"checkpoint {ck.name} cannot render: {avail.reason}")
+        preset_avail = preset_availability(preset)
+        if not preset_avail.ok:
+            raise ModelUnavailable(f"preset {preset.name!r} is unavailable: {preset_avail.reason}")
         plan: dict = {
             "pipeline": PIPELINE_VERSION,
             "checkpoint": ck.name,
@@ -193,16 +219,18 @@ class Renderer:
             "text": text,
             "language": language,
             "take": req.take,
+            "seed": ck.inference.seed + req.take - 1,
             "preset": preset.model_dump(mode="json", exclude={"weights_dir"}),
         }
+        if preset.uses_enhancer:
+            plan["enhancer_hash"] = enhancer_hash(preset)
         if avail.source in ("clips", "demo"):
             src = self._clip_file(ck, req, avail.source)
             plan["source_file"] = str(src)
             plan["source_hash"] = _sha256_file(src)
         else:
-            plan["model_hash"] = model_files_hash(ck.model_dir) if ck.model_dir else ck.base_model
+            plan["model_hash"] = model_files_hash(ck.model_dir) if ck.model_dir else f"coqui:{ck.base_model}"
             plan["inference"] = ck.inference.model_dump(mode="json")
-            plan["seed"] = ck.inference.seed + req.take - 1
             ref_path = reference_audio_path(ref)
             plan["reference_hash"] = _sha256_file(ref_path) if ref_path else f"builtin:{ref.builtin_speaker}"
         keyed = {k: v for k, v in plan.items() if k != "source_file"}
@@ -233,7 +261,7 @@ class Renderer:
             flac.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
             return None
-        return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov)
+        return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov, from_cache=True)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -247,8 +275,54 @@ class Renderer:
         with self._lock_for(plan["key"]):
             hit = self._read_cached(req, plan)
             if hit is not None:
+                self._count("hits")
                 return hit
-            return self._render_fresh(req, plan)
+            clip = self._render_fresh(req, plan)
+            self._count("renders")
+            return clip
+
+    def _count(self, what: str) -> None:
+        with self._locks_guard:
+            self.stats[what] += 1
+
+    # ------------------------------------------------------------------ takes
+
+    def has_take(self, req: RenderRequest, take: int) -> bool:
+        """True when take ``take`` of ``req`` is in the cache."""
+        flac, meta = self._paths(self.plan(_with_take(req, take))["key"])
+        return flac.is_file() and meta.is_file()
+
+    def next_take(self, req: RenderRequest) -> int:
+        """The lowest take number of ``req`` (ignoring ``req.take``) not yet in the cache."""
+        for take in range(1, MAX_TAKES + 1):
+            if not self.has_take(req, take):
+                return take
+        raise RenderError(f"{req.label()}: all {MAX_TAKES} takes are rendered already")
+
+    def takes(self, req: RenderRequest) -> list[Clip]:
+        """Every cached take of ``req``, in take order (stops at the first gap)."""
+        out = []
+        for take in range(1, MAX_TAKES + 1):
+            r = _with_take(req, take)
+            clip = self._read_cached(r, self.plan(r))
+            if clip is None:
+                break
+            out.append(clip)
+        return out
+
+    def regenerate(self, req: RenderRequest) -> Clip:
+        """Render a new take of ``req`` with a new seed, beside the takes already cached.
+
+        Raises :class:`RenderError` for pre-rendered sources (demo or clips), whose audio
+        does not change with the seed.
+        """
+        plan = self.plan(req)
+        if plan["source"] not in ("model", "base_model"):
+            raise RenderError(
+                f"{req.checkpoint} plays pre-rendered {plan['source']} clips, so a new take would sound the same; "
+                "put the checkpoint's XTTS files in its model_dir to render new takes"
+            )
+        return self.render(_with_take(req, self.next_take(req)))
 
     def _synthesize(self, req: RenderRequest, plan: dict) -> tuple[np.ndarray, int, dict]:
         """Raw audio from the plan's source: ``(y, sr, extra provenance)``."""
@@ -269,7 +343,7 @@ class Renderer:
         if sr != CLIP_SR:
             y = audio.resample(y, orig_sr=sr, target_sr=CLIP_SR)
         preset = self.catalog.enhancement(req.enhancement)
-        y, enh_info = apply_preset(y, CLIP_SR, preset, device=self.device)
+        y, enh_info = apply_preset(y, CLIP_SR, preset, device=self.device, seed=plan["seed"])
         t2 = time.perf_counter()
         flac, meta = self._paths(plan["key"])
         audio.write(flac, y, CLIP_SR)
@@ -280,7 +354,11 @@ class Renderer:
             "request": req.to_dict(),
             "sample_rate": CLIP_SR,
             "duration_s": round(len(y) / CLIP_SR, 4),
-            "timings_s": {"synthesis": round(t1 - t0, 4), "enhance": round(t2 - t1, 4)},
+            "timings_s": {
+                "synthesis": round(t1 - t0, 4),
+                "enhance": round(t2 - t1, 4),
+                **extra.pop("synth_timings_s", {}),
+            },
             "versions": _versions(),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "audio_sha256": _sha256_file(flac),
@@ -289,22 +367,200 @@ class Renderer:
         return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov)
 
     def render_many(
-        self, reqs: Iterable[RenderRequest], *, progress: Progress | None = None
+        self,
+        reqs: Iterable[RenderRequest],
+        *,
+        progress: Progress | None = None,
+        on_result: Callable[[RenderRequest, Clip | WorkbenchError], None] | None = None,
     ) -> list[Clip | WorkbenchError]:
-        """Render each request; a failure is returned in its slot, not raised."""
+        """Render each request; a failure is returned in its slot, not raised.
+
+        ``progress(fraction, label)`` is called before each item and with 1.0 at the end;
+        ``on_result(req, clip_or_error)`` after each item. An unexpected exception in one
+        item becomes a :class:`RenderError` for that item; the batch goes on.
+        """
         reqs = list(reqs)
         out: list[Clip | WorkbenchError] = []
         for i, req in enumerate(reqs):
             if progress:
                 progress(i / max(len(reqs), 1), req.label())
+            result: Clip | WorkbenchError
             try:
-                out.append(self.render(req))
-            except (WorkbenchError, AudioError) as e:
-                log.warning("render failed: %s: %s", req.label(), e)
-                out.append(e)
+                result = self.render(req)
+            except WorkbenchError as e:
+                log.info("render failed: %s: %s", req.label(), e)
+                result = e
+            except Exception as e:  # a bug or a library failure in one item must not stop the batch
+                log.exception("render failed unexpectedly: %s", req.label())
+                result = RenderError(f"{req.label()}: unexpected {type(e).__name__}: {e}")
+            out.append(result)
+            if on_result:
+                on_result(req, result)
         if progress:
             progress(1.0, "done")
         return out
+
+
+def _with_take(req: RenderRequest, take: int) -> RenderRequest:
+    return RenderRequest(**{**req.to_dict(), "take": take})
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def _pick(kind: str, wanted: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    if wanted is None or wanted == "all" or (not isinstance(wanted, str) and list(wanted) == ["all"]):
+        return list(available)
+    names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted) if w.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise RenderError(
+            f"unknown {kind} {', '.join(map(repr, unknown))}; available: {', '.join(available) or '(none)'} (or all)"
+        )
+    if not names:
+        raise RenderError(f"no {kind} given; name some ({', '.join(available)}) or use all")
+    return list(dict.fromkeys(names))
+
+
+def expand_matrix(
+    catalog: Catalog,
+    *,
+    checkpoints: str | Sequence[str] | None = "all",
+    references: str | Sequence[str] | None = "all",
+    sentences: str | Sequence[str] | None = "all",
+    enhancements: str | Sequence[str] | None = "none",
+    takes: int = 1,
+) -> list[RenderRequest]:
+    """Every (checkpoint, reference, sentence, preset, take) combination, in catalog order.
+
+    Each selector is ``"all"``, a comma-separated string or a list of ids. Unknown ids
+    raise :class:`RenderError` listing the valid ones.
+    """
+    if not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
+        raise RenderError(f"takes must be between 1 and {MAX_TAKES}, got {takes}")
+    cks = _pick("checkpoint", checkpoints, list(catalog.checkpoints))
+    refs = _pick("reference", references, list(catalog.references))
+    sents = _pick("sentence", sentences, list(catalog.sentences))
+    presets = _pick("enhancement preset", enhancements, list(catalog.enhancements))
+    return [
+        RenderRequest(checkpoint=c, reference=r, sentence=s, enhancement=p, take=t)
+        for c in cks
+        for r in refs
+        for s in sents
+        for p in presets
+        for t in range(1, takes + 1)
+    ]
+
+
+#: columns of the manifest CSV written by :func:`export_clips`
+MANIFEST_COLUMNS = [
+    "checkpoint",
+    "reference",
+    "sentence",
+    "enhancement",
+    "take",
+    "status",
+    "source",
+    "file",
+    "from_cache",
+    "duration_s",
+    "seed",
+    "loudness_out_lufs",
+    "model_hash",
+    "key",
+    "error",
+]
+
+
+def clip_filename(req: RenderRequest) -> str:
+    """Readable relative path of a clip: ``<checkpoint>/<reference>/<sentence>.<preset>.take<n>.flac``."""
+    what = req.sentence or "custom-" + hashlib.sha256((req.text or "").encode()).hexdigest()[:8]
+    return f"{req.checkpoint}/{req.reference}/{what}.{req.enhancement}.take{req.take}.flac"
+
+
+def manifest_row(req: RenderRequest, result: Clip | WorkbenchError, file: str = "") -> dict:
+    """One manifest row (see :data:`MANIFEST_COLUMNS`) for a request and its clip or error."""
+    row = {c: "" for c in MANIFEST_COLUMNS}
+    row.update(
+        checkpoint=req.checkpoint,
+        reference=req.reference,
+        sentence=req.sentence or "",
+        enhancement=req.enhancement,
+        take=req.take,
+    )
+    if isinstance(result, Clip):
+        prov = result.provenance
+        row.update(
+            status="ok",
+            source=result.source,
+            file=file,
+            from_cache=result.from_cache,
+            duration_s=prov.get("duration_s", ""),
+            seed=prov.get("seed", ""),
+            loudness_out_lufs=prov.get("loudness_out_lufs", ""),
+            model_hash=prov.get("model_hash", prov.get("source_hash", "")),
+            key=result.key,
+        )
+    else:
+        row.update(status="failed", error=f"{type(result).__name__}: {result}")
+    return row
+
+
+def export_clips(
+    reqs: Sequence[RenderRequest], results: Sequence[Clip | WorkbenchError], out_dir: Path
+) -> tuple[Path, list[dict]]:
+    """Copy rendered clips under ``out_dir`` with readable names and write ``manifest.csv``.
+
+    Returns the manifest's path and its rows (one per request, failures included).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for req, result in zip(reqs, results, strict=True):
+        rel = ""
+        if isinstance(result, Clip):
+            rel = clip_filename(req)
+            dest = out_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".flac")
+            os.close(fd)
+            try:
+                shutil.copyfile(result.path, tmp)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        rows.append(manifest_row(req, result, rel))
+    manifest = out_dir / "manifest.csv"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, manifest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return manifest, rows
+
+
+def render_batch(
+    renderer: Renderer,
+    reqs: Sequence[RenderRequest],
+    out_dir: Path | str,
+    *,
+    progress: Progress | None = None,
+    on_result: Callable[[RenderRequest, Clip | WorkbenchError], None] | None = None,
+) -> tuple[Path, list[dict]]:
+    """Render ``reqs`` (resumable: cached items are file reads) and export them to ``out_dir``.
+
+    Returns the manifest CSV's path and its rows; failures are rows with status ``failed``.
+    """
+    results = renderer.render_many(reqs, progress=progress, on_result=on_result)
+    return export_clips(reqs, results, Path(out_dir))
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
