@@ -169,7 +169,7 @@ def write_votes_csv(df: pd.DataFrame, path: Path) -> Path:
         w = csv.writer(f)
         w.writerow(VOTE_HEADER)
         for row in df[VOTE_HEADER].itertuples(index=False):
-            w.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
+            w.writerow(["'" + c if isinstance(c, str) and c and c[0] in "=+-@" else c for c in row])
     return path
 
 

@@ -105,6 +105,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the results tables of a vote CSV; --html also writes a self-contained report."""
+    from .errors import VoteError
+    from .report import build_summary, render_text, write_html
+
+    summary = build_summary(args.votes, args.test)
+    if args.test and args.test not in summary.tests:
+        known = ", ".join(summary.tests) or "none yet"
+        raise VoteError(f"{args.votes}: no votes for test {args.test!r}; tests with votes: {known}")
+    print(render_text(summary, markdown=args.markdown), end="")
+    if args.html:
+        print(f"wrote {write_html(summary, args.html)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--password", default=None, help="password for add (default: prompt, or read one line of stdin)")
     u.add_argument("--file", default="users.json", help="users file (default: users.json)")
     u.set_defaults(func=cmd_users)
+
+    rp = sub.add_parser("report", help="results tables from a vote CSV; --html writes a shareable report")
+    rp.add_argument("votes", nargs="?", default="votes/votes.csv", help="vote CSV (default: votes/votes.csv)")
+    rp.add_argument("--test", default=None, metavar="ID", help="only this test (default: all votes)")
+    rp.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
+    rp.add_argument("--markdown", action="store_true", help="print markdown tables instead of plain text")
+    rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("render", help="render a matrix of clips with progress; writes clips + manifest.csv")
     r.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")

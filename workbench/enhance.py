@@ -17,6 +17,7 @@ same output on the same device.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,30 @@ def loudness_step(y: np.ndarray, sr: int, *, target_lufs: float | None) -> tuple
 def enhancer_checkpoint(weights_dir: Path) -> Path:
     """The weights file inside a resemble-enhance run folder."""
     return Path(weights_dir) / "ds" / "G" / "default" / "mp_rank_00_model_states.pt"
+
+
+def _decay_time_mapping(t, n: int = 4):
+    """resemble-enhance's ``Solver.exponential_decay_mapping`` (same maths), NumPy-2 safe.
+
+    The original takes ``float()`` of the 1-element array ``scipy.optimize.fsolve``
+    returns, which NumPy 2.4 refuses, so every CFM ``enhance`` call fails there.
+    """
+    import scipy.optimize
+
+    def h(t, a):
+        return (a**t - 1) / (a - 1)
+
+    a = float(np.ravel(scipy.optimize.fsolve(lambda a: h(1 / n, a) - 0.5, x0=0))[0])
+    return h(t, a=a)
+
+
+def _make_solver_work(enhancer) -> None:
+    """Give the enhancer's CFM solver a working time mapping when the installed one fails."""
+    solver = enhancer.lcfm.cfm.solver
+    try:
+        solver._time_mapping(np.linspace(0.0, 1.0, 3))
+    except TypeError:
+        solver._time_mapping = partial(_decay_time_mapping, n=enhancer.hp.cfm_time_mapping_divisor)
 
 
 def _load(run_dir: Path | None, device: str):
@@ -105,7 +130,7 @@ def enhancer_step(
     t0 = time.perf_counter()
     cuda_devices = [torch.device(dev).index or 0] if dev.startswith("cuda") else []
     with device_lock(dev):
-        _load(run_dir, dev)
+        _make_solver_work(_load(run_dir, dev))
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             if preset.enhance:

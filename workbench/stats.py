@@ -437,18 +437,26 @@ PAIR_COLUMNS = [
     "example_reference",
     "example_sentence",
     "example_preset",
+    "example_checkpoints",
 ]
 
 
-def _example(group: pd.DataFrame) -> tuple[str, str, str]:
-    """The (reference, sentence, preset) with the most votes in ``group`` (first seen on ties)."""
+def _example(group: pd.DataFrame) -> tuple[str, str, str, str]:
+    """The clips with most votes in ``group`` (first seen on ties), for links to them.
+
+    Returns ``(reference, sentence_id, preset, checkpoints)``: ``preset`` is the first
+    side's preset and ``checkpoints`` the comma-joined checkpoints of those votes.
+    """
     if group.empty:
-        return ("", "", "")
-    keys = list(zip(group["reference"], group["sentence_id"], group["preset_a"], strict=True))
+        return ("", "", "", "")
+    keys = zip(group["reference"], group["sentence_id"], group["preset_a"], strict=True)
     counts: dict[tuple, int] = {}
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
-    return max(counts, key=lambda key: counts[key])
+    ref, sent, preset = max(counts, key=lambda key: counts[key])
+    sel = group[(group["reference"] == ref) & (group["sentence_id"] == sent) & (group["preset_a"] == preset)]
+    checkpoints = dict.fromkeys([*sel["checkpoint_a"], *sel["checkpoint_b"]])
+    return (ref, sent, preset, ",".join(checkpoints))
 
 
 def _pair_row(a: str, b: str, g: pd.DataFrame) -> dict:
@@ -465,7 +473,7 @@ def _pair_row(a: str, b: str, g: pd.DataFrame) -> dict:
         tie_rate = t / n if n else 0.0
         short = max(0, needed - dec)
         more = int(math.ceil(short / (1 - tie_rate))) if tie_rate < 1 else None
-    ref, sent, preset = _example(g)
+    ref, sent, preset, checkpoints = _example(g)
     return {
         "item_a": a,
         "item_b": b,
@@ -484,6 +492,7 @@ def _pair_row(a: str, b: str, g: pd.DataFrame) -> dict:
         "example_reference": ref,
         "example_sentence": sent,
         "example_preset": preset,
+        "example_checkpoints": checkpoints,
     }
 
 
@@ -510,7 +519,7 @@ def pair_table(votes: pd.DataFrame, *, order: list[str] | None = None, alpha: fl
         ``votes_needed`` decisive votes for 80% power at the observed win rate (None at
         50% or with no decisive vote) and ``more_votes`` the further votes (ties
         included at the observed tie rate) to reach it; ``example_*`` the reference,
-        sentence and preset with most votes (for links to the clips).
+        sentence, preset and checkpoints with most votes (for links to the clips).
     """
     df = _prep(votes)
     order = _complete(order, df)
@@ -679,7 +688,9 @@ def _level_frame(df: pd.DataFrame, by: str) -> pd.DataFrame:
         raise ValueError(f"unknown breakdown {by!r}; choose from {', '.join(FACTORS)}")
     if by == "reason":
         out = df.assign(level=[list(t) or [NO_REASON] for t in df["tags"]]).explode("level")
-        return out.reset_index(drop=True)
+        known = {t: i for i, t in enumerate(REASON_TAGS)}
+        rank = out["level"].map(lambda t: (1, 0, "") if t == NO_REASON else (0, known.get(t, len(known)), t))
+        return out.iloc[sorted(range(len(out)), key=lambda i: rank.iloc[i])].reset_index(drop=True)
     if by == "clip":
         return df.assign(level=df["reference"] + " / " + df["sentence_id"])
     return df.assign(level=df[FACTORS[by]])
@@ -721,8 +732,9 @@ def item_scores(votes: pd.DataFrame, by: str, *, order: list[str] | None = None)
     -------
     DataFrame
         Columns ``level, item, wins, losses, ties, n, score`` with
-        ``score = (wins + ties / 2) / n`` in [0, 1] (0.5 = even), plus ``example_sentence``
-        and ``opponents`` (comma-joined) to link a cell to its clips.
+        ``score = (wins + ties / 2) / n`` in [0, 1] (0.5 = even), plus ``example_sentence``,
+        ``example_preset`` and ``example_checkpoints`` (comma-joined: the item's and its
+        opponents' checkpoints there) to link a cell to its clips.
     """
     df = _prep(votes)
     order = _complete(order, df)
@@ -736,7 +748,9 @@ def item_scores(votes: pd.DataFrame, by: str, *, order: list[str] | None = None)
                 continue
             o = np.where(mine["item_a"] == it, mine["outcome"], 1 - mine["outcome"])
             w, l_, t = int((o == 1).sum()), int((o == 0).sum()), int((o == 0.5).sum())
-            opp = [x for x in order if x != it and ((mine["item_a"] == x) | (mine["item_b"] == x)).any()]
+            _, sent, preset, _ = _example(mine)
+            sel = mine[mine["sentence_id"] == sent]
+            checkpoints = ",".join(dict.fromkeys([*sel["checkpoint_a"], *sel["checkpoint_b"]]))
             rows.append(
                 {
                     "level": level,
@@ -746,12 +760,23 @@ def item_scores(votes: pd.DataFrame, by: str, *, order: list[str] | None = None)
                     "ties": t,
                     "n": w + l_ + t,
                     "score": (w + t / 2) / (w + l_ + t),
-                    "example_sentence": _example(mine)[1],
-                    "example_preset": _example(mine)[2],
-                    "opponents": ",".join(opp),
+                    "example_sentence": sent,
+                    "example_preset": preset,
+                    "example_checkpoints": checkpoints,
                 }
             )
-    cols = ["level", "item", "wins", "losses", "ties", "n", "score", "example_sentence", "example_preset", "opponents"]
+    cols = [
+        "level",
+        "item",
+        "wins",
+        "losses",
+        "ties",
+        "n",
+        "score",
+        "example_sentence",
+        "example_preset",
+        "example_checkpoints",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 

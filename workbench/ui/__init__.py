@@ -10,7 +10,7 @@ from functools import partial
 
 import gradio as gr
 
-from . import blind, catalog_panel, compare, results
+from . import blind, catalog_panel, compare, render_panel, results
 from .common import AppContext, role_of
 
 CSS = """
@@ -26,6 +26,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Compare", id="compare") as compare_tab:
                 catalog_panel.build(ctx, demo)
+                render_panel.build(ctx, demo)
                 compare.build(ctx, demo)
             with gr.Tab("Blind A/B", id="blind"):
                 blind.build(ctx, demo)
