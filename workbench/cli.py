@@ -105,21 +105,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Print the results tables of a vote CSV; --html also writes a self-contained report."""
-    from .errors import VoteError
-    from .report import build_summary, render_text, write_html
-
-    summary = build_summary(args.votes, args.test)
-    if args.test and args.test not in summary.tests:
-        known = ", ".join(summary.tests) or "none yet"
-        raise VoteError(f"{args.votes}: no votes for test {args.test!r}; tests with votes: {known}")
-    print(render_text(summary, markdown=args.markdown), end="")
-    if args.html:
-        print(f"wrote {write_html(summary, args.html)}", file=sys.stderr)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
