@@ -1,11 +1,299 @@
-"""Results tab (placeholder until its feature lands): shows the catalog it will use."""
+"""Results tab (admins only): statistics of the blind A/B votes, refreshed as votes arrive.
+
+Only wiring: every number comes from :func:`workbench.report.build_summary` and every
+table from :func:`workbench.report.report_tables`, the same functions behind
+``python -m workbench report``, so the tab and the CLI agree.
+
+The page config holds no test or checkpoint name: the test list and all content are
+filled by handlers that call :func:`require_admin` first (the page-load handler returns
+nothing for raters, without an error popup). A timer (every :data:`REFRESH_S` seconds,
+started only for admins) re-reads the vote CSV when its size or modification time
+changed and otherwise sends nothing.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from urllib.parse import urlencode
+
 import gradio as gr
 
-from .common import AppContext
+from .. import report
+from ..errors import WorkbenchError
+from .common import AppContext, require_admin, show_error
+
+log = logging.getLogger(__name__)
+
+#: seconds between checks of the vote file while live refresh is on
+REFRESH_S = 5.0
+#: summaries kept in memory (per file state and test)
+_CACHE_SIZE = 8
+_ALL = ""  # dropdown value for all votes
+
+#: which tables each sub-tab shows (keys of report.report_tables)
+SECTIONS = {
+    "overview": ("pairs", "ranking", "heatmap"),
+    "breakdowns": ("by_reference", "by_sentence", "by_clip", "by_rater", "by_reason"),
+    "reasons": ("reasons", "reasons_by_reference"),
+    "raters": ("raters", "position", "consistency", "agreement"),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def compare_href(selection: dict) -> str:
+    """Relative URL opening ``selection`` in the Compare tab (the query the Compare tab restores)."""
+    try:
+        from .compare import compare_link
+    except ImportError:
+        compare_link = None
+    if compare_link is not None:
+        return compare_link(
+            selection["reference"], selection["sentence"], selection["checkpoints"], preset=selection["preset"], take=1
+        )
+    query = {
+        "tab": "compare",
+        "reference": selection["reference"],
+        "sentence": selection["sentence"],
+        "checkpoints": ",".join(selection["checkpoints"]),
+        "preset": selection["preset"],
+        "take": 1,
+    }
+    return "?" + urlencode(query, safe=",")
+
+
+def file_state(path: Path) -> tuple[int, int] | None:
+    """``(mtime_ns, size)`` of the vote file, or None when it does not exist yet."""
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _cache(ctx: AppContext) -> tuple[threading.Lock, OrderedDict]:
+    return ctx.extras.setdefault("results_cache", (threading.Lock(), OrderedDict()))
+
+
+def summary_for(ctx: AppContext, test_id: str | None):
+    """The summary of the current vote file for one test (or all), cached per file state.
+
+    A vote file that does not exist yet gives an empty summary (no votes so far).
+    """
+    test_id = test_id or None
+    key = (str(ctx.votes_path), file_state(ctx.votes_path), test_id)
+    lock, cache = _cache(ctx)
+    with lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    summary = report.build_summary(ctx.votes_path, test_id, missing_ok=True)
+    with lock:
+        cache[key] = summary
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    return summary
+
+
+def test_choices(ctx: AppContext, summary) -> list[tuple[str, str]]:
+    """Dropdown choices: all votes, then stored tests (newest first), then other tests seen in votes."""
+    choices = [(report.ALL_VOTES, _ALL)]
+    seen = set()
+    try:
+        from ..abtest import PlanStore
+
+        for plan in PlanStore(Path(ctx.data_dir) / "tests").list():
+            choices.append((f"{plan.title} ({plan.test_id})" if plan.title else plan.test_id, plan.test_id))
+            seen.add(plan.test_id)
+    except (ImportError, WorkbenchError, OSError) as e:
+        log.warning("cannot list stored tests: %s", e)
+    choices += [(t, t) for t in summary.tests if t not in seen]
+    return choices
+
+
+def sections_html(summary) -> dict[str, str]:
+    """HTML for each sub-tab: the report's tables with every linked cell opening Compare."""
+    tables = {t.key: t for t in report.report_tables(summary)}
+    out = {}
+    for name, keys in SECTIONS.items():
+        parts = []
+        for key in keys:
+            t = tables[key]
+            parts.append(f"<h3>{_esc(t.title)}</h3>")
+            parts.append(report.html_table(t, compare_href))
+            if t.note:
+                parts.append(f'<p class="wb-note">{_esc(t.note)}</p>')
+        out[name] = "\n".join(parts)
+    return out
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def status_line(summary) -> str:
+    extra = summary.extra
+    if not extra.get("rows"):
+        return f"No votes in `{extra.get('path', '')}` yet."
+    return (
+        f"`{extra.get('path', '')}`: {extra.get('rows', 0)} rows, {extra.get('superseded', 0)} superseded; "
+        f"showing {summary.n_votes} effective votes."
+    )
+
+
+def render(ctx: AppContext, test_id: str | None) -> list:
+    """Every output of the tab for one selection (see :func:`_outputs` for the order)."""
+    summary = summary_for(ctx, test_id)
+    figs = report.figures(summary)
+    html_parts = sections_html(summary)
+    choices = test_choices(ctx, summary)
+    value = test_id if test_id in {v for _, v in choices} else _ALL
+    return [
+        gr.Dropdown(choices=choices, value=value),
+        status_line(summary),
+        "\n".join(f"- {line}" for line in report.headline(summary)),
+        figs["win_rates"],
+        figs["ranking"],
+        figs["heatmap"],
+        figs["reasons"],
+        html_parts["overview"],
+        html_parts["breakdowns"],
+        html_parts["reasons"],
+        html_parts["raters"],
+        (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL),
+    ]
+
+
+_N_OUTPUTS = 12
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def bind(fn, ctx: AppContext):
+    """``fn`` with ``ctx`` bound first, keeping the signature and type hints.
+
+    Gradio finds the ``gr.Request`` parameter from the handler's type hints, which
+    ``functools.partial`` hides (the request would arrive as None).
+    """
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        return fn(ctx, *args, **kwargs)
+
+    sig = inspect.signature(fn)
+    handler.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return handler
+
+
+def on_load(ctx: AppContext, request: gr.Request):
+    """Page load: fill the tab and start the timer for admins; nothing at all for raters."""
+    try:
+        require_admin(ctx, request)
+    except gr.Error:
+        return [gr.skip()] * (_N_OUTPUTS + 1)
+    try:
+        return [*render(ctx, _ALL), gr.Timer(active=True)]
+    except WorkbenchError as e:
+        raise show_error(e) from None
+
+
+def on_select(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """A test was picked (or Refresh clicked): recompute and redraw."""
+    require_admin(ctx, request)
+    try:
+        return render(ctx, test_id)
+    except WorkbenchError as e:
+        raise show_error(e) from None
+
+
+def on_tick(ctx: AppContext, test_id: str | None, shown, request: gr.Request):
+    """Timer: redraw only when the vote file changed since this page last drew it.
+
+    A file that cannot be read is reported once per change, not on every tick.
+    """
+    require_admin(ctx, request)
+    now = (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL)
+    if now == shown:
+        return [gr.skip()] * _N_OUTPUTS
+    try:
+        return render(ctx, test_id)
+    except WorkbenchError as e:
+        gr.Warning(str(e))
+        return [gr.skip()] * (_N_OUTPUTS - 1) + [now]
+
+
+def on_live(ctx: AppContext, live: bool, request: gr.Request):
+    """Turn live refresh on or off."""
+    require_admin(ctx, request)
+    return gr.Timer(active=bool(live))
+
+
+def on_download(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """Write the self-contained HTML report of the current selection and offer it for download."""
+    require_admin(ctx, request)
+    try:
+        summary = summary_for(ctx, test_id)
+        tmp = ctx.extras.setdefault("results_tmp", tempfile.TemporaryDirectory(prefix="wb-results-"))
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id or "all") or "all"
+        path = report.write_html(summary, Path(tmp.name) / f"results-{name}.html")
+    except WorkbenchError as e:
+        raise show_error(e) from None
+    return gr.File(value=str(path), visible=True)
+
+
+# --------------------------------------------------------------------------- layout
+
+#: table components: the report's table styles, scoped to the component; no click events
+_HTML = {"css_template": report.CSS_TABLES, "js_on_load": None, "padding": True}
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    gr.Markdown("Coming soon.")
+    """Lay out the Results tab inside the current ``gr.Tab``."""
+    shown = gr.State(None)
+    with gr.Row():
+        # choices arrive from the load handler (admins only); custom values are checked by the handlers
+        test = gr.Dropdown(label="Test", choices=[], value=None, interactive=True, allow_custom_value=True, scale=4)
+        live = gr.Checkbox(label=f"Live refresh (every {REFRESH_S:g} s)", value=True, scale=1)
+        refresh = gr.Button("Refresh", scale=0, min_width=100)
+        make_report = gr.Button("HTML report", scale=0, min_width=120)
+    report_file = gr.File(label="Report (opens offline)", visible=False, interactive=False)
+    status = gr.Markdown(elem_classes="wb-muted")
+    headline = gr.Markdown()
+    with gr.Row():
+        win_plot = gr.Plot(label="Head to head", show_label=False)
+        rank_plot = gr.Plot(label="Ranking", show_label=False)
+    with gr.Row():
+        heat_plot = gr.Plot(label="Score by reference", show_label=False)
+        reason_plot = gr.Plot(label="Reason tags", show_label=False)
+    with gr.Tabs():
+        with gr.Tab("Head to head"):
+            overview = gr.HTML(**_HTML)
+        with gr.Tab("Breakdowns"):
+            breakdowns = gr.HTML(**_HTML)
+        with gr.Tab("Reasons"):
+            reasons = gr.HTML(**_HTML)
+        with gr.Tab("Raters"):
+            raters = gr.HTML(**_HTML)
+    timer = gr.Timer(REFRESH_S, active=False)
+
+    outputs = [test, status, headline, win_plot, rank_plot, heat_plot, reason_plot]
+    outputs += [overview, breakdowns, reasons, raters, shown]
+    assert len(outputs) == _N_OUTPUTS
+
+    demo.load(bind(on_load, ctx), None, [*outputs, timer], api_name=False, show_progress="hidden")
+    test.input(bind(on_select, ctx), test, outputs, api_name=False)
+    refresh.click(bind(on_select, ctx), test, outputs, api_name=False)
+    timer.tick(bind(on_tick, ctx), [test, shown], outputs, api_name=False, show_progress="hidden")
+    live.change(bind(on_live, ctx), live, timer, api_name=False)
+    make_report.click(bind(on_download, ctx), test, report_file, api_name=False)
