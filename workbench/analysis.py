@@ -337,7 +337,7 @@ def _fix_octave_errors(f0: np.ndarray, voiced: np.ndarray, *, window: int = 31) 
     if idx.size < 3:
         return f0, voiced
     st = 12 * np.log2(f0[idx])
-    local = scipy.ndimage.median_filter(st, size=min(window, idx.size), mode="nearest")
+    local = scipy.ndimage.median_filter(st, size=min(window, idx.size), mode="mirror")
     off = st - local
     octaves = np.where(np.abs(off) > 6, np.round(off / 12), 0)
     st = st - 12 * octaves

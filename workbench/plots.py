@@ -278,7 +278,12 @@ def pitch_plot(
         all_values.append(values[np.isfinite(values)])
         spans = [(float(_apply(tm, s)), float(_apply(tm, e) - _apply(tm, s))) for s, e in tr.voiced_spans()]
         ax.broken_barh(
-            spans, (0.01 + i * (bar + 0.005), bar), facecolors=color, alpha=0.8, transform=ax.get_xaxis_transform()
+            spans,
+            (0.01 + i * (bar + 0.005), bar),
+            facecolors=color,
+            alpha=0.8,
+            transform=ax.get_xaxis_transform(),
+            label=f"_voiced {label}",  # leading underscore: not in the legend
         )
     # room below the data for the voiced-region bars
     finite = [v for v in all_values if v.size]

@@ -1,0 +1,214 @@
+"""Figures: test what is drawn (collections, lines, labels, limits), not pixels."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+from workbench import analysis, audio, plots
+
+SR = 24000
+
+
+def tone(freq: float, seconds: float, lead: float = 0.0) -> np.ndarray:
+    return np.concatenate([np.zeros(int(lead * SR), np.float32), audio.sine(freq, sr=SR, seconds=seconds)])
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [tone(150.0, 1.0, lead=0.2), tone(200.0, 1.5, lead=0.5)]
+
+
+@pytest.fixture(scope="module")
+def analysed(clips) -> list[analysis.ClipAnalysis]:
+    return [analysis.analyse(y, sr=SR, embed=False) for y in clips]
+
+
+def fills(ax) -> list[PolyCollection]:
+    """The labelled filled areas (envelopes) of an axis."""
+    return [c for c in ax.collections if isinstance(c, PolyCollection) and not c.get_label().startswith("_")]
+
+
+def voiced_bars(ax) -> list[PolyCollection]:
+    return [c for c in ax.collections if c.get_label().startswith("_voiced")]
+
+
+def legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_waveform_overlay_draws_one_envelope_per_clip(clips):
+    fig = plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], width_px=400, title="raw")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    polys = fills(ax)
+    assert [p.get_label() for p in polys] == ["a", "b"]
+    assert legend_texts(ax) == ["a", "b"]
+    # decimated: ~2 points per bin, not one per sample
+    for p in polys:
+        assert len(p.get_paths()[0].vertices) <= 2 * 400 + 8
+    assert ax.get_ylim() == (-1.0, 1.0)
+    assert ax.get_xlabel() == "time (s)" and ax.get_title() == "raw"
+    assert ax.get_xlim()[1] >= 2.0 - 0.05  # the longer clip's end
+
+
+def test_overlay_envelope_spans_the_signal(clips):
+    ax = plots.waveform_overlay(clips[:1], sr=SR, labels=["a"], width_px=200).axes[0]
+    verts = fills(ax)[0].get_paths()[0].vertices
+    assert verts[:, 1].max() == pytest.approx(0.5, abs=1e-3)
+    assert verts[:, 1].min() == pytest.approx(-0.5, abs=1e-3)
+    assert verts[:, 0].min() >= 0 and verts[:, 0].max() <= 1.2
+
+
+def test_overlay_applies_time_maps(clips, analysed):
+    maps = analysis.align(analysed, mode="trimmed")
+    ax = plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], time_maps=maps, width_px=300).axes[0]
+    starts = [p.get_paths()[0].vertices[:, 0].min() for p in fills(ax)]
+    # each clip's leading silence is moved before 0
+    assert starts[0] == pytest.approx(-0.2, abs=0.02)
+    assert starts[1] == pytest.approx(-0.5, abs=0.02)
+
+
+def test_overlay_uses_the_axis_width_when_drawing_into_an_ax(clips):
+    fig = Figure(figsize=(4, 2), dpi=100)
+    ax = fig.add_subplot()
+    assert plots.waveform_overlay(clips[:1], sr=SR, labels=["a"], ax=ax) is fig
+    n_points = len(fills(ax)[0].get_paths()[0].vertices)
+    assert n_points <= 2 * plots.axis_width_px(ax) + 8 < 2 * 400
+
+
+def test_overlay_checks_its_arguments(clips):
+    with pytest.raises(ValueError, match="labels"):
+        plots.waveform_overlay(clips, sr=SR, labels=["only one"])
+    with pytest.raises(ValueError, match="time maps"):
+        plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], time_maps=[])
+
+
+def test_difference_of_identical_clips_is_flat_and_says_identical(clips):
+    fig = plots.difference_plot(clips[0], clips[0].copy(), sr=SR, labels=("feb1", "revert"))
+    ax = fig.axes[0]
+    assert ax.get_title() == "feb1 vs revert: identical"
+    verts = fills(ax)[0].get_paths()[0].vertices
+    assert np.all(verts[:, 1] == 0)
+
+
+def test_difference_shows_the_verdict_and_the_difference(clips):
+    a = clips[0]
+    b = a * np.float32(0.5)
+    ax = plots.difference_plot(a, b, sr=SR, labels=("a", "b")).axes[0]
+    assert ax.get_title().startswith("a vs b: different (max |diff| 0.25")
+    assert ax.get_ylim()[1] == pytest.approx(0.25 * 1.1, rel=0.01)
+    assert legend_texts(ax) == ["a − b"]
+
+
+def test_difference_undoes_the_lag_of_an_aligned_match(clips):
+    a = clips[0]
+    delayed = np.concatenate([np.zeros(1000, np.float32), a])
+    match = analysis.match_verdict(a, delayed, sr=SR, align=True)
+    ax = plots.difference_plot(a, delayed, sr=SR, match=match).axes[0]
+    assert "identical" in ax.get_title() and "1000 samples" in ax.get_title()
+    assert np.all(fills(ax)[0].get_paths()[0].vertices[:, 1] == 0)
+
+
+def test_spectrograms_share_one_colour_scale(analysed):
+    mels = [a.mel_db for a in analysed]
+    fig = plots.spectrograms(mels, sr=SR, hop_length=240, labels=["a", "b"], dynamic_range_db=70)
+    images = [im for ax in fig.axes for im in ax.images if isinstance(im, AxesImage)]
+    assert len(images) == 2
+    top = max(float(m.max()) for m in mels)
+    assert all(im.get_clim() == pytest.approx((top - 70, top)) for im in images)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    assert len(fig.axes) == 3  # two spectrograms and the colour bar
+    assert fig.axes[2].get_ylabel() == "dB"
+    # x extent is each clip's duration
+    assert images[1].get_extent()[1] == pytest.approx(2.0, abs=0.02)
+
+
+def test_spectrogram_time_offsets_shift_the_images(analysed):
+    fig = plots.spectrograms([analysed[0].mel_db], sr=SR, hop_length=240, labels=["a"], time_offsets=[-0.2])
+    assert fig.axes[0].images[0].get_extent()[0] == pytest.approx(-0.2)
+
+
+def test_pitch_plot_in_hz_and_semitones(analysed):
+    tracks = [a.f0 for a in analysed]
+    ax = plots.pitch_plot(tracks, labels=["a", "b"]).axes[0]
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines] == ["a", "b"]
+    assert np.nanmedian(lines[0].get_ydata()) == pytest.approx(150.0, abs=0.5)
+    assert np.nanmedian(lines[1].get_ydata()) == pytest.approx(200.0, abs=0.5)
+    assert ax.get_yscale() == "log"
+    lo, hi = ax.get_ylim()
+    assert lo < 150 and hi > 200
+    # voiced regions: one bar collection per clip, one bar per voiced run
+    bars = voiced_bars(ax)
+    assert [b.get_label() for b in bars] == ["_voiced a", "_voiced b"]
+    assert len(bars[1].get_paths()) == len(tracks[1].voiced_spans()) == 1
+
+    ax = plots.pitch_plot(tracks, labels=["a", "b"], unit="semitones").axes[0]
+    for ln in ax.get_lines()[:2]:
+        assert np.nanmedian(ln.get_ydata()) == pytest.approx(0.0, abs=0.05)
+    assert "semitones" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="unit"):
+        plots.pitch_plot(tracks, labels=["a", "b"], unit="cents")
+
+
+def test_pitch_figure_has_hz_and_semitone_panels(analysed):
+    maps = analysis.align(analysed, mode="trimmed")
+    fig = plots.pitch_figure([a.f0 for a in analysed], labels=["a", "b"], time_maps=maps)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["F0 (Hz)", "F0 (semitones re median)"]
+    first_voiced = np.nanmin(
+        fig.axes[0].get_lines()[1].get_xdata()[np.isfinite(fig.axes[0].get_lines()[1].get_ydata())]
+    )
+    assert first_voiced == pytest.approx(0.0, abs=0.03)
+
+
+def test_energy_plot(analysed):
+    contours = [(a.energy_times, a.energy_db) for a in analysed]
+    ax = plots.energy_plot(contours, labels=["a", "b"], floor_db=-70).axes[0]
+    assert [ln.get_label() for ln in ax.get_lines()] == ["a", "b"]
+    assert ax.get_ylim()[0] == -70
+    # a 0.5-amplitude sine sits at -9 dBFS
+    assert np.median(ax.get_lines()[0].get_ydata()[30:100]) == pytest.approx(-9.03, abs=0.2)
+
+
+def test_enhancement_diff_plot_shows_waveforms_spectra_and_their_difference(clips):
+    plain = clips[1]
+    louder = plain * np.float32(1.5)
+    fig = plots.enhancement_diff_plot(plain, louder, sr=SR, labels=("none", "loud"))
+    wave_ax, spec_ax, diff_ax = fig.axes
+    assert [p.get_label() for p in fills(wave_ax)] == ["none", "loud"]
+    assert [ln.get_label() for ln in spec_ax.get_lines()] == ["none", "loud"]
+    delta = diff_ax.get_lines()[0].get_ydata()
+    assert np.nanmedian(delta) == pytest.approx(20 * np.log10(1.5), abs=0.05)
+    assert spec_ax.get_xscale() == "log"
+
+
+def test_colours_put_the_reference_first():
+    assert plots.colors_for(3, reference_first=True)[0] == plots.REFERENCE_COLOR
+    assert len(set(plots.colors_for(5))) == 5
+
+
+def test_save_png_writes_a_png(tmp_path, clips):
+    path = plots.save_png(plots.waveform_overlay(clips, sr=SR, labels=["a", "b"]), tmp_path / "sub" / "o.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_never_touch_pyplot(tmp_path):
+    """Figures are plain Figure objects: no global pyplot state, no plt.show()."""
+    code = (
+        "import sys, numpy as np; from workbench import plots;"
+        "plots.save_png(plots.waveform_overlay([np.ones(100, np.float32) * 0.1], sr=100, labels=['a']), 'x.png');"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
+    assert (tmp_path / "x.png").is_file()
