@@ -626,9 +626,9 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
     for i in range(N_PLAYERS):
         if i < len(entries):
             path, label, caption = entries[i]
-            players += [gr.Column(visible=True), gr.Audio(value=path, label=label), gr.Markdown(value=caption)]
+            players += [gr.update(visible=True), gr.update(value=path, label=label), gr.update(value=caption)]
         else:
-            players += [gr.Column(visible=False), gr.Audio(value=None), gr.Markdown(value="")]
+            players += [gr.update(visible=False), gr.update(value=None), gr.update(value="")]
     fig = c.figures
     checkpoints = [m.clip.request.checkpoint for m in c.clips]
     return [
@@ -637,14 +637,14 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
         *players,
         verdict_markdown(c),
         str(fig["overlay"]),
-        gr.Image(value=str(fig["difference"]), visible=True) if "difference" in fig else gr.Image(visible=False),
+        gr.update(value=str(fig["difference"]), visible=True) if "difference" in fig else gr.update(visible=False),
         str(fig["spectrograms"]),
         str(fig["pitch"]),
         str(fig["energy"]),
         metrics_for_display(c.metrics),
         c.pairwise.round(4),
         [str(p) for p in c.files],
-        gr.Dropdown(choices=checkpoints, value=checkpoints[0]),
+        gr.update(choices=checkpoints, value=checkpoints[0]),
     ]
 
 
@@ -747,23 +747,23 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
     side = (link_presets if per_side else ["none"]) + ["none"] * MAX_CLIPS
     enh_presets = [p for p in presets if p != "none"]
     return [
-        gr.Dropdown(choices=refs, value=values.get("reference", refs[0] if refs else None)),
-        gr.Dropdown(choices=sents, value=values.get("sentence", sents[0] if sents else None)),
-        gr.Textbox(value=values.get("text", "")),
-        gr.Dropdown(choices=cks, value=chosen),
-        gr.Dropdown(choices=presets, value="none" if per_side else link_presets[0]),
-        gr.Checkbox(value=per_side),
-        *[gr.Dropdown(choices=presets, value=side[i]) for i in range(MAX_CLIPS)],
-        gr.Number(value=values.get("take", 1)),
-        gr.Dropdown(choices=chosen or cks, value=(chosen or cks or [None])[0]),
-        gr.Dropdown(choices=enh_presets, value=enh_presets[0] if enh_presets else None),
+        gr.update(choices=refs, value=values.get("reference", refs[0] if refs else None)),
+        gr.update(choices=sents, value=values.get("sentence", sents[0] if sents else None)),
+        gr.update(value=values.get("text", "")),
+        gr.update(choices=cks, value=chosen),
+        gr.update(choices=presets, value="none" if per_side else link_presets[0]),
+        gr.update(value=per_side),
+        *[gr.update(choices=presets, value=side[i]) for i in range(MAX_CLIPS)],
+        gr.update(value=values.get("take", 1)),
+        gr.update(choices=chosen or cks, value=(chosen or cks or [None])[0]),
+        gr.update(choices=enh_presets, value=enh_presets[0] if enh_presets else None),
     ]
 
 
 def toggle_per_side(ctx: AppContext, per_side: bool, request: gr.Request):
     """Show the per-checkpoint preset pickers only when asked for."""
     require_admin(ctx, request)
-    return gr.Row(visible=bool(per_side))
+    return gr.update(visible=bool(per_side))
 
 
 def enhancement_diff(
@@ -788,8 +788,8 @@ def enhancement_diff(
         "positive deltas mean the preset raised the metric."
     )
     return [
-        gr.Audio(value=str(d.plain.clip.path), label=player_label(d.plain.clip)),
-        gr.Audio(value=str(d.enhanced.clip.path), label=player_label(d.enhanced.clip)),
+        gr.update(value=str(d.plain.clip.path), label=player_label(d.plain.clip)),
+        gr.update(value=str(d.enhanced.clip.path), label=player_label(d.enhanced.clip)),
         caption,
         str(d.figure),
         d.deltas.rename(index=DELTA_LABELS).round(3).rename_axis("metric").reset_index(),

@@ -1,0 +1,396 @@
+"""Compare tab handlers, called directly and through a served app (no browser)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT, free_port
+from workbench.catalog import load_catalog
+from workbench.errors import CatalogError, RenderError
+from workbench.render import Renderer
+from workbench.ui import compare
+from workbench.ui.common import AppContext
+from workbench.users import UserStore
+
+ADMIN = ("ada", "ada-secret-1")
+RATER = ("rob", "rob-secret-1")
+CHECKPOINT_NAMES = ("feb1", "apr24", "apr27", "feb1_revert")
+
+
+@pytest.fixture(scope="module")
+def catalog_path(tmp_path_factory) -> Path:
+    """The demo catalog plus a reverted checkpoint (same clips as feb1), a checkpoint with
+    no clips, and a loudness-only preset that needs no model."""
+    tmp = tmp_path_factory.mktemp("compare-catalog")
+    shutil.copytree(ROOT / "demo", tmp / "demo", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (tmp / "demo" / "clips" / "empty").mkdir()
+    data = yaml.safe_load((ROOT / "checkpoints.yaml").read_text())
+    data["settings"].update(cache_dir=str(tmp / "cache"), data_dir=str(tmp / "data"))
+    data["checkpoints"]["feb1_revert"] = {"backend": "prerendered", "demo_dir": "demo/clips/feb1"}
+    data["checkpoints"]["broken"] = {"backend": "prerendered", "demo_dir": "demo/clips/empty"}
+    data["enhancements"]["loud"] = {"target_lufs": -21}
+    path = tmp / "checkpoints.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ctx(catalog_path) -> AppContext:
+    cat = load_catalog(catalog_path)
+    c = AppContext(catalog=cat, votes_path=catalog_path.parent / "votes.csv", data_dir=cat.settings.data_dir)
+    c.extras["renderer"] = Renderer(cat)
+    return c
+
+
+def req(user: str | None = None, **query) -> SimpleNamespace:
+    return SimpleNamespace(username=user, query_params=query)
+
+
+def run(ctx, checkpoints, *, preset="none", side=None, align="trimmed", sentence="pangram", text="", take=1):
+    side = side or [None] * 4
+    return compare.compare(
+        ctx, "surya_1", sentence, text, checkpoints, preset, bool(side[0]), *side, take, align, req(), None
+    )
+
+
+class Out:
+    """Names for the compare handler's outputs."""
+
+    def __init__(self, values: list):
+        assert len(values) == compare.N_COMPARE_OUTPUTS
+        self.status, self.link = values[0], values[1]
+        n = 3 * compare.N_PLAYERS
+        self.players = [values[2 + i : 5 + i] for i in range(0, n, 3)]
+        rest = values[2 + n :]
+        self.verdict, self.overlay, self.difference, self.spectrograms, self.pitch, self.energy = rest[:6]
+        self.metrics, self.pairwise, self.files, self.enh_checkpoint = rest[6:]
+
+    def visible_players(self) -> list[tuple[str, str, str]]:
+        """(file, label, caption) of each shown player."""
+        return [(a["value"], a["label"], m["value"]) for col, a, m in self.players if col["visible"]]
+
+    def metric(self, label: str, clip: str) -> float:
+        df = self.metrics.set_index("metric")
+        return float(df.loc[compare.METRIC_LABELS[label], clip])
+
+
+@pytest.fixture(scope="module")
+def feb1_vs_apr24(ctx) -> Out:
+    return Out(run(ctx, ["feb1", "apr24"]))
+
+
+# ---------------------------------------------------------------------------- links
+
+
+def test_compare_link_follows_the_contract():
+    link = compare.compare_link("surya_1", "pangram", ["feb1", "apr24"], preset="none", take=2)
+    assert link == "?tab=compare&reference=surya_1&sentence=pangram&checkpoints=feb1%2Capr24&preset=none&take=2"
+    q = urllib.parse.parse_qs(link[1:])
+    assert q["checkpoints"] == ["feb1,apr24"]
+
+
+def test_links_round_trip_through_the_parser(ctx):
+    for link in (
+        compare.compare_link("paul_1", "names", ["feb1", "apr27", "apr24"], preset="loud", take=3),
+        compare.compare_link("surya_2", "long", ["apr24", "feb1"], preset=["none", "loud"]),
+        compare.compare_link("surya_2", None, ["apr24", "feb1"], text="Hello & good=bye, world?"),
+    ):
+        query = dict(urllib.parse.parse_qsl(link[1:]))
+        values, problems = compare.parse_link(query, ctx.catalog)
+        assert problems == []
+        sel = compare.make_selection(
+            ctx.catalog,
+            values["reference"],
+            values.get("sentence"),
+            values.get("text"),
+            values["checkpoints"],
+            values["presets"][0],
+            values["presets"] if len(values["presets"]) > 1 else None,
+            values.get("take", 1),
+        )
+        assert sel.link() == link
+
+
+def test_parse_link_names_what_it_ignored(ctx):
+    values, problems = compare.parse_link(
+        {"reference": "nobody", "checkpoints": "feb1,mar3,apr24", "preset": "shiny", "take": "0"}, ctx.catalog
+    )
+    assert values == {"checkpoints": ["feb1", "apr24"]}
+    text = "\n".join(problems)
+    assert "reference 'nobody' is not in the catalog" in text and "surya_1" in text
+    assert "checkpoint 'mar3'" in text and "preset 'shiny'" in text and "take" in text
+
+
+def test_selection_is_validated_with_clear_messages(ctx):
+    cat = ctx.catalog
+    with pytest.raises(RenderError, match="pick 2 to 4 checkpoints to compare; 1 picked"):
+        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1"], "none")
+    with pytest.raises(RenderError, match="5 picked"):
+        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24", "apr27", "feb1_revert", "broken"], None)
+    with pytest.raises(RenderError, match="reference"):
+        compare.make_selection(cat, None, "pangram", "", ["feb1", "apr24"], "none")
+    with pytest.raises(RenderError, match="sentence or type custom text"):
+        compare.make_selection(cat, "surya_1", None, "  ", ["feb1", "apr24"], "none")
+    for bad in (0, 1.5, "x", 1001):
+        with pytest.raises(RenderError, match="take must be a whole number"):
+            compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "none", take=bad)
+    with pytest.raises(CatalogError, match="'shiny' not found; available: none"):
+        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "shiny")
+    sel = compare.make_selection(cat, "surya_1", "pangram", "Say this.", ["feb1", "apr24"], None, take=2.0)
+    assert (sel.sentence, sel.text, sel.presets, sel.take) == (None, "Say this.", ("none", "none"), 2)
+
+
+# ---------------------------------------------------------------------------- the comparison
+
+
+def test_demo_feb1_vs_apr24_shows_everything(feb1_vs_apr24, ctx):
+    out = feb1_vs_apr24
+    link = compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])
+    assert out.link == link and f"]({link})" in out.status
+    players = out.visible_players()
+    assert [label for _, label, _ in players] == [
+        "surya_1 · reference",
+        "feb1 · none · take 1 · DEMO",
+        "apr24 · none · take 1 · DEMO",
+    ]
+    assert players[0][0].endswith("surya_1.flac") and "DEMO" in players[0][2]
+    for file, _, caption in players[1:]:
+        assert Path(file).is_file() and file.endswith(".flac")
+        assert caption.startswith("**DEMO**") and "source `" in caption and "preset none" in caption
+    assert "feb1 vs apr24: different" in out.verdict
+    for image in (out.overlay, out.spectrograms, out.pitch, out.energy, out.difference["value"]):
+        assert Path(image).read_bytes()[:4] == b"\x89PNG"
+    assert out.difference["visible"]
+    # the flatter demo checkpoint has the measurably narrower F0 range
+    assert out.metric("f0_range_st", "apr24") < 0.6 * out.metric("f0_range_st", "feb1")
+    assert out.metric("centroid_hz", "apr24") < out.metric("centroid_hz", "feb1")
+    assert out.metric("loudness_lufs", "feb1") == pytest.approx(-23.0, abs=0.1)
+    assert 0 < out.metric("speaker_similarity", "apr24") < out.metric("speaker_similarity", "surya_1 (reference)")
+    assert list(out.pairwise[["a", "b", "verdict"]].iloc[0]) == ["feb1", "apr24", "different"]
+    assert out.enh_checkpoint == gr.update(choices=["feb1", "apr24"], value="feb1")
+
+
+def test_downloads_hold_the_figures_and_the_metrics(feb1_vs_apr24):
+    files = [Path(f) for f in feb1_vs_apr24.files]
+    assert sorted(f.suffix for f in files) == [".csv", ".csv", ".png", ".png", ".png", ".png", ".png"]
+    metrics = pd.read_csv(next(f for f in files if f.name.endswith("_metrics.csv")), index_col="clip")
+    assert list(metrics.index) == ["surya_1 (reference)", "feb1", "apr24"]
+    assert metrics.loc["apr24", "f0_range_st"] < metrics.loc["feb1", "f0_range_st"]
+    assert metrics.loc["apr24", "mcd_db"] > 0 and pd.isna(metrics.loc["feb1", "mcd_db"])
+    pairs = pd.read_csv(next(f for f in files if f.name.endswith("_pairwise.csv")))
+    assert list(pairs.columns) == ["a", "b", "mcd_db", "verdict", "max_abs_diff", "snr_db"]
+
+
+def test_a_reverted_checkpoint_matches_exactly(ctx):
+    out = Out(run(ctx, ["feb1", "feb1_revert", "apr27"]))
+    assert out.verdict.startswith("**feb1 vs feb1_revert: identical**")
+    assert list(out.pairwise["verdict"]) == ["identical", "different", "different"]
+    assert out.pairwise["mcd_db"].iloc[0] == 0.0
+    assert len(out.visible_players()) == 4
+
+
+@pytest.mark.parametrize("align", ["raw", "dtw"])
+def test_alignment_modes(ctx, align):
+    out = Out(run(ctx, ["feb1", "apr27"], align=align))
+    assert Path(out.overlay).is_file()
+
+
+def test_a_preset_per_checkpoint(ctx):
+    out = Out(run(ctx, ["feb1", "apr24"], side=["none", "loud", None, None]))
+    assert out.link == compare.compare_link("surya_1", "pangram", ["feb1", "apr24"], preset=["none", "loud"])
+    assert [label for _, label, _ in out.visible_players()][1:] == [
+        "feb1 · none · take 1 · DEMO",
+        "apr24 · loud · take 1 · DEMO",
+    ]
+    assert out.metric("loudness_lufs", "apr24 +loud") == pytest.approx(-21.0, abs=0.2)
+    assert out.metric("loudness_lufs", "feb1") == pytest.approx(-23.0, abs=0.2)
+
+
+def test_a_failed_render_is_reported_and_the_rest_shown(ctx):
+    with pytest.warns(UserWarning, match="broken: .*no clip for reference 'surya_1'"):
+        out = Out(run(ctx, ["feb1", "broken"]))
+    assert "**Not rendered:**" in out.status and "broken" in out.status
+    assert len(out.visible_players()) == 2  # the reference and feb1
+    assert "needs two rendered clips" in out.verdict
+    assert out.difference == gr.update(visible=False)
+
+
+def test_custom_text_needs_model_files(ctx):
+    with pytest.raises(gr.Error, match="cannot say custom text"):
+        run(ctx, ["feb1", "apr24"], text="Something new.")
+
+
+def test_bad_selection_is_a_gr_error(ctx):
+    with pytest.raises(gr.Error, match="pick 2 to 4 checkpoints"):
+        run(ctx, ["feb1"])
+
+
+# ---------------------------------------------------------------------------- enhancement diff
+
+
+def enh(ctx, preset, user=None):
+    return compare.enhancement_diff(ctx, "surya_1", "pangram", "", "apr27", preset, 1, req(user), None)
+
+
+def test_enhancement_diff_measures_what_the_preset_changed(ctx):
+    plain, enhanced, caption, image, table, files = enh(ctx, "loud")
+    assert plain["label"] == "apr27 · none · take 1 · DEMO" and enhanced["label"] == "apr27 · loud · take 1 · DEMO"
+    assert Path(plain["value"]).is_file() and plain["value"] != enhanced["value"]
+    assert Path(image).read_bytes()[:4] == b"\x89PNG"
+    deltas = table.set_index("metric")
+    assert deltas.loc["loudness (LUFS)", "delta"] == pytest.approx(2.0, abs=0.2)
+    assert deltas.loc["F0 median (Hz)", "delta"] == pytest.approx(0.0, abs=0.5)
+    assert deltas.loc["speaker sim. between the two", "after"] > 0.99
+    assert "MCD between the two" in caption
+    assert [Path(f).suffix for f in files] == [".png", ".csv"]
+
+
+def test_enhancement_diff_names_the_missing_weights(ctx):
+    with pytest.raises(gr.Error, match="resemble-enhance weights missing"):
+        enh(ctx, "denoise")
+    with pytest.raises(gr.Error, match="other than 'none'"):
+        enh(ctx, "none")
+
+
+# ---------------------------------------------------------------------------- page load and links
+
+
+def test_load_fills_defaults_for_admins(ctx):
+    out = compare.load_page(ctx, req())
+    assert len(out) == compare.N_LOAD_OUTPUTS
+    reference, sentence, text, checkpoints, preset, per_side = out[:6]
+    assert reference["value"] == "surya_1" and sentence["value"] == "pangram" and text["value"] == ""
+    assert checkpoints["value"] == ["feb1", "apr24"]
+    assert checkpoints["choices"] == ["feb1", "apr24", "apr27", "feb1_revert", "broken"]
+    assert preset["value"] == "none" and per_side["value"] is False
+    assert out[-1]["value"] == "denoise"  # first preset other than none, for the enhancement diff
+
+
+def test_load_applies_a_link(ctx):
+    query = dict(
+        urllib.parse.parse_qsl(compare.compare_link("paul_2", "names", ["apr27", "feb1"], ["loud", "none"], 4)[1:])
+    )
+    out = compare.load_page(ctx, req(**query))
+    assert out[0]["value"] == "paul_2" and out[1]["value"] == "names" and out[3]["value"] == ["apr27", "feb1"]
+    assert out[5]["value"] is True
+    assert [d["value"] for d in out[6:10]] == ["loud", "none", "none", "none"]
+    assert out[10]["value"] == 4
+
+
+def test_load_warns_about_a_bad_link(ctx):
+    with pytest.warns(UserWarning, match="checkpoint 'zzz' is not in the catalog"):
+        out = compare.load_page(ctx, req(checkpoints="zzz,apr27"))
+    assert out[3]["value"] == ["apr27"]
+
+
+def test_a_link_renders_on_load(ctx):
+    args = ("surya_1", "question", "", ["apr27", "feb1"], "none", False, None, None, None, None, 1, "trimmed")
+    link = compare.compare_link("surya_1", "question", ["apr27", "feb1"])
+    out = Out(compare.compare_from_link(ctx, *args, req(**dict(urllib.parse.parse_qsl(link[1:]))), None))
+    assert out.link == link
+    assert len(out.visible_players()) == 3
+    plain = compare.compare_from_link(ctx, *args, req(), None)
+    assert plain == [gr.skip()] * compare.N_COMPARE_OUTPUTS
+
+
+# ---------------------------------------------------------------------------- roles
+
+
+@pytest.fixture(scope="module")
+def login_ctx(ctx, tmp_path_factory) -> AppContext:
+    users = UserStore(tmp_path_factory.mktemp("users") / "users.json")
+    users.add(*ADMIN, role="admin")
+    users.add(*RATER, role="rater")
+    return AppContext(
+        catalog=ctx.catalog, votes_path=ctx.votes_path, data_dir=ctx.data_dir, users=users, extras=ctx.extras
+    )
+
+
+def test_raters_get_nothing(login_ctx):
+    rater = req(RATER[0])
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.compare(
+            login_ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *[None] * 4, 1, "raw", rater, None
+        )
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.enhancement_diff(login_ctx, "surya_1", "pangram", "", "feb1", "loud", 1, rater, None)
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.toggle_per_side(login_ctx, True, rater)
+    assert compare.load_page(login_ctx, rater) == [gr.skip()] * compare.N_LOAD_OUTPUTS
+    link = dict(urllib.parse.parse_qsl(compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])[1:]))
+    args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, "raw")
+    assert (
+        compare.compare_from_link(login_ctx, *args, req(RATER[0], **link), None)
+        == [gr.skip()] * compare.N_COMPARE_OUTPUTS
+    )
+    with pytest.raises(gr.Error, match="log in"):
+        compare.compare(login_ctx, *args, req(None), None)
+
+
+def test_initial_page_holds_no_catalog_names(ctx):
+    with gr.Blocks() as demo:
+        compare.build(ctx, demo)
+    config = json.dumps(demo.get_config_file())
+    for name in (*CHECKPOINT_NAMES, "surya_1", "pangram", "denoise"):
+        assert name not in config
+
+
+def _login(url: str, user: tuple[str, str]):
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    opener.open(url + "/login", data=urllib.parse.urlencode({"username": user[0], "password": user[1]}).encode())
+    return opener
+
+
+def _raw_call(url: str, user: tuple[str, str], fn_index: int, data: list) -> dict:
+    """Run an event the way any logged-in browser can (hidden handlers stay reachable)."""
+    opener = _login(url, user)
+    session = "s" + user[0]
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    join = urllib.request.Request(
+        url + "/gradio_api/queue/join", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    opener.open(join, timeout=10).read()
+    with opener.open(url + f"/gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
+                return json.loads(line[5:])
+    raise AssertionError("the queue closed without a result")
+
+
+def test_served_compare_checks_the_caller(login_ctx):
+    """Through a real server: the admin gets a comparison, a rater's raw call is refused."""
+    with gr.Blocks() as demo, gr.Tab("Compare"):
+        compare.build(login_ctx, demo)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, auth=lambda u, p: login_ctx.users.verify(u, p), quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        handlers = {getattr(f.fn, "__wrapped__", None): k for k, f in demo.fns.items()}
+        fn, load = handlers[compare.compare], handlers[compare.load_page]
+        # a rater's page has no choices, so only empty values pass gradio's own checks
+        empty = [None, None, "", [], None, False, None, None, None, None, 1, "raw"]
+        refused = _raw_call(url, RATER, fn, empty)
+        assert refused["success"] is False
+        assert "for admins" in json.dumps(refused["output"])
+        data = ["surya_1", "pangram", "", ["feb1", "apr24"], "none", False, "none", "none", "none", "none", 1, "raw"]
+        assert _raw_call(url, RATER, fn, data)["success"] is False
+        assert _raw_call(url, ADMIN, load, [])["success"] is True  # fills the admin session's choices
+        done = _raw_call(url, ADMIN, fn, data)
+        assert done["success"] is True, done
+        outputs = done["output"]["data"]
+        assert outputs[1] == compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])
+        assert "feb1" not in _login(url, RATER).open(url + "/config").read().decode()
+    finally:
+        demo.close()
