@@ -511,3 +511,20 @@ def test_choice_spelling_and_missing_optional_cells():
     p = stats.prepare(df)
     assert list(p["outcome"]) == [0.5, 0.0]
     assert list(p["tags"]) == [(), ()]
+
+
+def test_rater_agreement_matches_pairwise_kappa(rng):
+    # raters judge overlapping subsets of the same clips
+    df = simulate_votes(rng, raters=("ann", "bob", "cyd", "dan", "eve"), tie_rate=0.2, repeats=0)
+    df = df[rng.random(len(df)) < 0.7]
+    pairs, fk, n_stim = stats.rater_agreement(df)
+    lab = stats._stimulus_labels(stats.prepare(df)).pivot(index="stimulus", columns="rater", values="label")
+    assert len(pairs) == 10
+    for r in pairs.itertuples():
+        both = lab[[r.rater_1, r.rater_2]].dropna()
+        assert r.shared == len(both)
+        assert r.agree == (both[r.rater_1] == both[r.rater_2]).sum()
+        assert r.kappa == pytest.approx(stats.cohen_kappa(both[r.rater_1], both[r.rater_2]), nan_ok=True)
+    counts = np.stack([(lab == c).sum(1).to_numpy() for c in ("first", "second", "tie")], axis=1)
+    assert n_stim == (counts.sum(1) >= 2).sum()
+    assert fk == pytest.approx(stats.fleiss_kappa(counts))

@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy import stats as sps
 
 from .errors import VoteError
@@ -378,6 +378,10 @@ def prepare(votes: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: columns the pair statistics read (kept alone when grouping, which copies frames)
+_PAIR_INPUT = ["item_a", "item_b", "outcome", "reference", "sentence_id", "preset_a", "checkpoint_a", "checkpoint_b"]
+
+
 def _is_prepared(df: pd.DataFrame) -> bool:
     return "outcome" in df.columns and "item_a" in df.columns
 
@@ -521,7 +525,7 @@ def pair_table(votes: pd.DataFrame, *, order: list[str] | None = None, alpha: fl
         included at the observed tie rate) to reach it; ``example_*`` the reference,
         sentence, preset and checkpoints with most votes (for links to the clips).
     """
-    df = _prep(votes)
+    df = _prep(votes)[_PAIR_INPUT]
     order = _complete(order, df)
     od = _oriented(df, order)
     rows = []
@@ -717,7 +721,7 @@ def breakdown(votes: pd.DataFrame, by: str, *, order: list[str] | None = None) -
     """
     df = _prep(votes)
     order = _complete(order, df)
-    lv = _level_frame(df, by)
+    lv = _level_frame(df, by)[[*_PAIR_INPUT, "level"]]
     parts = [pair_table(g, order=order).assign(level=level) for level, g in lv.groupby("level", sort=False)]
     cols = ["level", *PAIR_COLUMNS]
     if not parts:
@@ -968,29 +972,43 @@ def rater_agreement(votes: pd.DataFrame) -> tuple[pd.DataFrame, float, int]:
     """
     df = _prep(votes)
     lab = _stimulus_labels(df)
-    table = lab.pivot(index="stimulus", columns="rater", values="label") if not lab.empty else pd.DataFrame()
-    rows = []
-    raters = list(dict.fromkeys(lab["rater"]))
-    for r1, r2 in combinations(raters, 2):
-        both = table[[r1, r2]].dropna()
-        if both.empty:
-            continue
-        agree = int((both[r1] == both[r2]).sum())
-        rows.append(
-            {
-                "rater_1": r1,
-                "rater_2": r2,
-                "shared": len(both),
-                "agree": agree,
-                "rate": agree / len(both),
-                "kappa": cohen_kappa(both[r1], both[r2]),
-            }
-        )
-    pairs = pd.DataFrame(rows, columns=["rater_1", "rater_2", "shared", "agree", "rate", "kappa"])
-    if table.empty:
-        return pairs, math.nan, 0
-    cats = ["first", "second", "tie"]
-    counts = np.stack([(table == c).sum(1).to_numpy() for c in cats], axis=1)
+    cols = ["rater_1", "rater_2", "shared", "agree", "rate", "kappa"]
+    if lab.empty:
+        return pd.DataFrame(columns=cols), math.nan, 0
+    # one-hot answers as sparse (stimulus x rater) matrices, one per label; every pairwise
+    # count is then a matrix product (fast for hundreds of raters)
+    s_idx, _ = pd.factorize(lab["stimulus"])
+    r_idx, raters = pd.factorize(lab["rater"])
+    shape = (int(s_idx.max()) + 1, len(raters))
+    onehot = []
+    for c in ("first", "second", "tie"):
+        m = (lab["label"] == c).to_numpy()
+        onehot.append(sparse.csr_matrix((np.ones(int(m.sum())), (s_idx[m], r_idx[m])), shape=shape))
+    rated = onehot[0] + onehot[1] + onehot[2]
+    shared = (rated.T @ rated).toarray()
+    agree = sum((o.T @ o).toarray() for o in onehot)
+    # margins[c][i, j]: stimuli shared with j that i labelled c
+    margins = [(o.T @ rated).toarray() for o in onehot]
+    i, j = np.triu_indices(len(raters), k=1)
+    keep = shared[i, j] > 0
+    i, j = i[keep], j[keep]
+    n = shared[i, j]
+    po = agree[i, j] / n
+    pe = sum(m[i, j] * m[j, i] for m in margins) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = np.where(pe < 1, (po - pe) / (1 - pe), np.nan)
+    pairs = pd.DataFrame(
+        {
+            "rater_1": np.asarray(raters)[i],
+            "rater_2": np.asarray(raters)[j],
+            "shared": n.astype(int),
+            "agree": agree[i, j].astype(int),
+            "rate": po,
+            "kappa": kappa,
+        },
+        columns=cols,
+    )
+    counts = np.stack([np.asarray(o.sum(1)).ravel() for o in onehot], axis=1)
     multi = counts.sum(1) >= 2
     return pairs, fleiss_kappa(counts[multi]), int(multi.sum())
 
