@@ -285,3 +285,58 @@ def test_download_writes_the_html_report(served):
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 4
     assert path.name == "results-t1.html"
+
+
+def test_tab_and_cli_agree_on_votes_from_the_vote_store(tmp_path, capsys):
+    """Votes appended by the real vote store (a changed vote, reasons, a formula-like comment)."""
+    from workbench.votes import Vote, VoteStore
+
+    store = VoteStore(tmp_path / "votes" / "votes.csv")
+    n = 0
+
+    def cast(rater, a, b, a_side, choice, supersedes="", trial=None, **kw):
+        nonlocal n
+        n += 1
+        return store.append(
+            Vote.create(
+                rater=rater,
+                test_id="ab-1",
+                trial_id=trial or f"{rater}-{n}",
+                reference=kw.get("reference", "paul_1"),
+                sentence_id=kw.get("sentence", "names"),
+                checkpoint_a=a,
+                checkpoint_b=b,
+                preset_a="none",
+                preset_b="none",
+                a_side=a_side,
+                choice=choice,
+                reasons=kw.get("reasons", ()),
+                comment=kw.get("comment", ""),
+                played_a_s=3.2,
+                played_b_s=2.9,
+                decision_s=7.5,
+                supersedes=supersedes,
+            )
+        )
+
+    first = cast("ann", "feb1", "apr27", "A", "A", trial="ann-x")
+    cast("ann", "feb1", "apr27", "A", "B", supersedes=first.vote_id, trial="ann-x", reasons=["accent"])
+    for k in range(5):
+        cast("bob", "feb1", "apr27", "AB"[k % 2], "BA"[k % 2], reasons=["accent", "inflection"], comment="=1+1")
+    cast("bob", "feb1", "apr27", "A", "none", reference="surya_2")
+    cast("cyd", "apr24", "apr27", "B", "B", reference="surya_2", reasons=["dull/flat"])
+
+    ctx = AppContext(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=store.path, data_dir=tmp_path)
+    out = results.on_select(ctx, "ab-1", req(None))
+    assert main(["report", str(store.path), "--test", "ab-1"]) == 0
+    printed = capsys.readouterr().out
+    summary = report.build_summary(store.path, "ab-1")
+    assert summary.n_votes == 8 and summary.extra["superseded"] == 1
+    pair = summary.pairs.set_index(["item_a", "item_b"]).loc[("feb1", "apr27")]
+    assert (pair.wins_a, pair.wins_b, pair.ties) == (0, 6, 1)
+    tables = {t.key: t for t in report.report_tables(summary)}
+    expected = [v for keys in results.SECTIONS.values() for key in keys for v in tables[key].frame.values.ravel()]
+    assert cells("".join(out[7:11])) == expected
+    assert printed == report.render_text(summary)
+    assert "apr27 is preferred to feb1 in 6 of 6 decisive votes" in out[2]
+    assert all(line in printed for line in report.headline(summary))

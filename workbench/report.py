@@ -460,10 +460,9 @@ def headline(summary) -> list[str]:
     if s.fleiss_stimuli:
         ag = s.agreement
         pooled = ag["agree"].sum() / ag["shared"].sum() if len(ag) and ag["shared"].sum() else math.nan
-        lines.append(
-            f"Raters agree on {fmt_pct(pooled)} of shared clips (Fleiss' kappa {fmt_num(s.fleiss_kappa)} over "
-            f"{s.fleiss_stimuli} clips)."
-        )
+        kappa = "undefined" if _missing(s.fleiss_kappa) else fmt_num(s.fleiss_kappa)
+        clips = f"{s.fleiss_stimuli} clip{'s' if s.fleiss_stimuli != 1 else ''}"
+        lines.append(f"Raters agree on {fmt_pct(pooled)} of shared clips (Fleiss' kappa {kappa} over {clips}).")
     return lines
 
 
