@@ -595,11 +595,7 @@ def ranking_figure(summary, ax=None):
         ax.hlines(y, lo, hi, colors=color, lw=3, alpha=0.6)
     ax.scatter(s, y, c=color, s=60, zorder=3)
     ax.set_xscale("log")
-    finite = np.concatenate([s, lo, hi])
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    narrow = finite.size and np.log10(finite.max() / finite.min()) < 1.2
-    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
-    ax.xaxis.set_minor_formatter(lambda v, _: f"{v:g}" if narrow or f"{v:g}"[0] in "25" else "")
+    _log_ticks(ax, np.concatenate([s, lo, hi]))
     ax.set_yticks(y, [f"{i}. {it}" for i, it in zip(r["rank"], r["item"], strict=True)])
     for yi, row in zip(y, r.itertuples(index=False), strict=True):
         ax.annotate(
@@ -609,6 +605,26 @@ def ranking_figure(summary, ax=None):
     ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% bootstrap CI")
     ax.set_title("Ranking")
     return fig
+
+
+def _log_ticks(ax, values: np.ndarray) -> None:
+    """Readable ticks (1, 1.5, 2, 3, ...) on a log x axis spanning ``values``."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    v = values[np.isfinite(values) & (values > 0)]
+    if not v.size:
+        return
+    lo, hi = v.min() / 1.05, v.max() * 1.05
+    nice = sorted({m * 10.0**e for e in range(-3, 4) for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)})
+    ticks = [t for t in nice if lo <= t <= hi]
+    while len(ticks) > 8:
+        ticks = ticks[::2]
+    if len(ticks) < 2:
+        return
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x:g}")
 
 
 def heatmap_figure(summary, ax=None):
