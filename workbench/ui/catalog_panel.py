@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 import pandas as pd
 
 from ..catalog import catalog_summary
-from .common import AppContext, role_of
+from .common import AppContext, bind, role_of
 
 COLUMNS = ["kind", "id", "status", "detail"]
 
@@ -27,4 +25,4 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Accordion("Catalog", open=False):
         gr.Markdown(f"`{ctx.catalog.path.name}` — rows marked **demo** play bundled demo clips.")
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True)
-    demo.load(partial(catalog_rows, ctx), None, table, api_name=False)
+    demo.load(bind(catalog_rows, ctx), None, table, api_name=False)

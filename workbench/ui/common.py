@@ -8,7 +8,10 @@ authorization).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,23 @@ class AppContext:
     @property
     def auth_enabled(self) -> bool:
         return self.users is not None
+
+
+def bind(fn: Callable, *bound) -> Callable:
+    """``fn`` with its first arguments bound, as a handler gradio can inspect.
+
+    Gradio injects ``gr.Request`` / ``gr.Progress`` by reading the handler's signature
+    and type hints, which ``functools.partial`` hides (the request would arrive as None
+    and, under login, every role check would refuse). Use ``bind(handler, ctx)``.
+    """
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        return fn(*bound, *args, **kwargs)
+
+    sig = inspect.signature(fn)
+    handler.__signature__ = sig.replace(parameters=list(sig.parameters.values())[len(bound) :])
+    return handler
 
 
 def get_renderer(ctx: AppContext):
