@@ -290,6 +290,24 @@ def test_dtw_path_of_a_stretched_sequence_costs_nothing():
     assert np.all(np.diff(path, axis=0).sum(axis=1) >= 1)
 
 
+def test_dtw_cost_matches_librosa(rng):
+    import librosa
+
+    x, y = rng.standard_normal((6, 120)), rng.standard_normal((6, 90))
+    acc, _ = librosa.sequence.dtw(X=x, Y=y, metric="euclidean")
+    assert analysis.dtw_path(x, y)[1] == pytest.approx(acc[-1, -1])
+
+
+def test_long_sequences_are_aligned_coarse_to_fine(rng):
+    """Above max_cells the banded search still finds the exact warp of a stretched sequence."""
+    x = rng.standard_normal((8, 600))
+    stretched = np.repeat(x, 3, axis=1)
+    path, cost = analysis.dtw_path(x, stretched, max_cells=20_000)
+    assert cost == pytest.approx(0.0)
+    assert len(path) == 1800 and tuple(path[-1]) == (599, 1799)
+    assert {tuple(s) for s in np.diff(path, axis=0)} <= {(0, 1), (1, 0), (1, 1)}
+
+
 def test_dtw_path_rejects_mismatched_features():
     with pytest.raises(AudioError, match="equal d"):
         analysis.dtw_path(np.zeros((3, 4)), np.zeros((4, 4)))

@@ -594,23 +594,33 @@ def sound_cepstra(
 # ---------------------------------------------------------------------------- alignment and distance
 
 
-def dtw_path(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+#: largest DTW problem solved on the full grid (cells); longer pairs are solved coarse-to-fine
+MAX_DTW_CELLS = 10_000_000
+
+
+def dtw_path(x: np.ndarray, y: np.ndarray, *, max_cells: int = MAX_DTW_CELLS) -> tuple[np.ndarray, float]:
     """Dynamic time warping between two feature sequences (Euclidean frame distance).
 
     Steps (1, 1), (1, 0), (0, 1) with equal weight; the path runs from the first to the
-    last frame of both sequences.
+    last frame of both sequences. Up to ``max_cells = n * m`` the whole grid is
+    searched. Beyond that (two clips longer than ~30 s at a 10 ms hop) the search is
+    coarse-to-fine as in FastDTW: a path on frames averaged in blocks of ``k``, then the
+    exact search within a band of about one block around it, so time and memory grow
+    with ``n + m`` rather than ``n * m``.
 
     Parameters
     ----------
     x : np.ndarray, shape ``(d, n)``
     y : np.ndarray, shape ``(d, m)``
+    max_cells : largest ``n * m`` searched in full
 
     Returns
     -------
     path : np.ndarray of int, shape ``(k, 2)``
-        Pairs ``(i, j)`` of frame indices into ``x`` and ``y``, increasing.
+        Pairs ``(i, j)`` of frame indices into ``x`` and ``y``; each step advances one
+        or both by one.
     cost : float
-        Accumulated distance along the path.
+        Summed distance of the frame pairs on the path.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -619,22 +629,74 @@ def dtw_path(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     n, m = x.shape[1], y.shape[1]
     if n == 0 or m == 0:
         raise AudioError("dtw_path: a feature sequence is empty")
-    cost = scipy.spatial.distance.cdist(x.T, y.T)
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
-    step = np.zeros((n, m), dtype=np.int8)  # 0 diagonal, 1 from (i-1, j), 2 from (i, j-1)
-    # anti-diagonals only depend on the two before them, so each is one vectorised update
-    for k in range(2, n + m + 1):
-        i = np.arange(max(1, k - m), min(n, k - 1) + 1)
-        j = k - i
-        options = np.stack([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]])
-        best = options.argmin(axis=0)
-        acc[i, j] = cost[i - 1, j - 1] + options[best, np.arange(len(i))]
-        step[i - 1, j - 1] = best
+    if n * m <= max_cells:
+        lo, hi = np.zeros(n, dtype=np.int64), np.full(n, m - 1, dtype=np.int64)
+    else:
+        k = int(math.ceil(math.sqrt(n * m / max_cells)))
+        coarse, _ = dtw_path(_pool(x, k), _pool(y, k), max_cells=max_cells)
+        lo, hi = _band(coarse, k, n, m, radius=k + 2)
+    return _dtw_band(x, y, lo, hi)
+
+
+def _pool(x: np.ndarray, k: int) -> np.ndarray:
+    """Average frames in blocks of ``k`` (the last block may be shorter)."""
+    n = x.shape[1]
+    starts = np.arange(0, n, k)
+    return np.add.reduceat(x, starts, axis=1) / np.diff(np.append(starts, n))
+
+
+def _band(coarse: np.ndarray, k: int, n: int, m: int, *, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row column window ``[lo, hi]`` covering a coarse path's blocks, widened by ``radius`` frames."""
+    n_coarse = int(coarse[:, 0].max()) + 1
+    cmin = np.full(n_coarse, np.iinfo(np.int64).max)
+    cmax = np.zeros(n_coarse, dtype=np.int64)
+    np.minimum.at(cmin, coarse[:, 0], coarse[:, 1])
+    np.maximum.at(cmax, coarse[:, 0], coarse[:, 1])
+    rows = np.arange(n) // k
+    lo = scipy.ndimage.minimum_filter1d(cmin[rows] * k, size=2 * radius + 1, mode="nearest") - radius
+    hi = scipy.ndimage.maximum_filter1d(cmax[rows] * k + k - 1, size=2 * radius + 1, mode="nearest") + radius
+    lo = np.clip(lo, 0, m - 1)
+    hi = np.clip(hi, 0, m - 1)
+    lo[0], hi[-1] = 0, m - 1
+    return lo, hi
+
+
+def _dtw_band(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact DTW restricted to columns ``lo[i]..hi[i]`` of each row ``i`` (non-decreasing windows).
+
+    Row by row: with ``a_j = c_ij + min(D[i-1, j-1], D[i-1, j])`` the horizontal
+    recurrence ``D_ij = min(a_j, c_ij + D[i, j-1])`` is a running minimum of
+    ``a_l - S_l`` plus the prefix sum ``S_j`` of the row's costs, so each row is a few
+    vectorised operations.
+    """
+    n = x.shape[1]
+    steps: list[np.ndarray] = []  # per row, over its window: 0 diagonal, 1 from above, 2 from the left
+    prev = np.zeros(0)
+    prev_lo = 0
+    for i in range(n):
+        cols = np.arange(lo[i], hi[i] + 1)
+        c = np.sqrt(((y[:, lo[i] : hi[i] + 1] - x[:, i : i + 1]) ** 2).sum(axis=0))
+        if i == 0:
+            diag = np.full(len(cols), np.inf)
+            up = np.full(len(cols), np.inf)
+            diag[0] = 0.0  # the path starts at (0, 0)
+        else:
+            diag = _take(prev, cols - 1 - prev_lo)
+            up = _take(prev, cols - prev_lo)
+        from_above = up < diag
+        a = c + np.where(from_above, up, diag)
+        prefix = np.cumsum(c)
+        t = a - prefix
+        best = np.minimum.accumulate(t)
+        left = best < t
+        row = np.where(left, prefix + best, a)
+        steps.append(np.where(left, 2, from_above.astype(np.int8)).astype(np.int8))
+        prev, prev_lo = row, lo[i]
+    m = int(hi[-1]) + 1
     path = [(n - 1, m - 1)]
     i, j = n - 1, m - 1
     while i > 0 or j > 0:
-        s = step[i, j] if i > 0 and j > 0 else (1 if i > 0 else 2)
+        s = steps[i][j - lo[i]]
         if s == 0:
             i, j = i - 1, j - 1
         elif s == 1:
@@ -642,7 +704,15 @@ def dtw_path(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         else:
             j -= 1
         path.append((i, j))
-    return np.array(path[::-1], dtype=np.int64), float(acc[n, m])
+    path_arr = np.array(path[::-1], dtype=np.int64)
+    cost = float(np.linalg.norm(x[:, path_arr[:, 0]] - y[:, path_arr[:, 1]], axis=0).sum())
+    return path_arr, cost
+
+
+def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` with +inf where ``idx`` falls outside."""
+    ok = (idx >= 0) & (idx < len(values))
+    return np.where(ok, values[np.clip(idx, 0, max(len(values) - 1, 0))] if len(values) else np.inf, np.inf)
 
 
 _MCD_K = 10.0 / math.log(10) * math.sqrt(2.0)
