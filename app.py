@@ -69,17 +69,22 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=8)
-    auth = (lambda u, p: ctx.users.verify(u, p)) if ctx.users else None
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        auth=auth,
-        auth_message="Listening workbench: log in with the name and password you were given.",
-        show_error=False,
-        allowed_paths=[],
-    )
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(ctx))
     return 0
+
+
+def launch_options(ctx) -> dict:
+    """``launch()`` arguments that follow from the context: login, and the one folder of
+    anonymous audio copies the blind test hands to browsers (nothing else is served)."""
+    from workbench.ui.blind import served_dir
+
+    auth = (lambda u, p: ctx.users.verify(u, p)) if ctx.users else None
+    return {
+        "auth": auth,
+        "auth_message": "Listening workbench: log in with the name and password you were given.",
+        "show_error": False,
+        "allowed_paths": [str(served_dir(ctx))],
+    }
 
 
 if __name__ == "__main__":

@@ -56,8 +56,11 @@ STATUSES: tuple[str, ...] = ("draft", "open", "closed")
 #: served audio: sample rate (Hz) and subtype of every file handed to a browser
 SERVED_SR = 24000
 SERVED_SUBTYPE = "PCM_16"
-#: served files older than this are deleted by :func:`sweep_served`
-SERVED_MAX_AGE_S: Seconds = 3600.0
+#: served copies older than this are deleted by :func:`sweep_served`; a copy is only needed
+#: until Gradio has copied it into its own cache, right after the handler returns
+SERVED_MAX_AGE_S: Seconds = 600.0
+#: how often rater sessions sweep the served folder (abandoned tabs leave copies behind)
+SWEEP_EVERY_S: Seconds = 300.0
 #: longest test title (characters)
 MAX_TITLE_CHARS = 100
 #: most trials one rater may be given (base + repeats)
@@ -593,6 +596,21 @@ def sweep_served(served_dir: Pathlike, max_age_s: Seconds = SERVED_MAX_AGE_S) ->
     return n
 
 
+_last_sweep: dict[str, float] = {}
+_sweep_lock = threading.Lock()
+
+
+def maybe_sweep(served_dir: Pathlike) -> None:
+    """Run :func:`sweep_served` on ``served_dir`` at most every :data:`SWEEP_EVERY_S` seconds."""
+    key = str(served_dir)
+    now = time.monotonic()
+    with _sweep_lock:
+        if now - _last_sweep.get(key, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
+            return
+        _last_sweep[key] = now
+    sweep_served(served_dir)
+
+
 # ---------------------------------------------------------------------------- rater sessions
 
 
@@ -666,8 +684,9 @@ class RaterSession:
     def previous_voted(self) -> ScheduledTrial | None:
         """The voted trial just before the current (or next open) one, for changing a vote."""
         voted = self.voted()
-        here = self.current.position if self.current is not None else len(self.schedule.trials)
-        if self.current is None:
+        if self.current is not None:
+            here = self.current.position
+        else:
             nxt = self.next_open()
             here = nxt.position if nxt is not None else len(self.schedule.trials)
         for s in reversed(self.schedule.trials[:here]):
@@ -697,6 +716,7 @@ class RaterSession:
 
     def _show(self, st: ScheduledTrial, *, supersedes: str, previous_choice: str) -> ShownTrial:
         self._refresh_plan()
+        maybe_sweep(self.served_dir)
         paths = {}
         for which in ("A", "B"):
             ck, preset = st.slot(which)

@@ -6,8 +6,6 @@ handlers that check the caller's role, so a rater's page never carries them.
 
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 
 from . import blind, catalog_panel, compare, render_panel, results
@@ -23,7 +21,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     """Build the whole app (not launched)."""
     with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown("# Listening workbench", elem_classes="wb-title")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare") as compare_tab:
                 catalog_panel.build(ctx, demo)
                 render_panel.build(ctx, demo)
@@ -33,10 +31,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Results", id="results") as results_tab:
                 results.build(ctx, demo)
         if ctx.auth_enabled:
-            demo.load(partial(_admin_tabs, ctx), None, [compare_tab, results_tab], api_name=False)
+            # A wrapper, not functools.partial: gradio finds gr.Request through the type hints.
+            def admin_tabs(request: gr.Request):
+                return _admin_tabs(ctx, request)
+
+            demo.load(admin_tabs, None, [compare_tab, results_tab, tabs], api_name=False)
     return demo
 
 
 def _admin_tabs(ctx: AppContext, request: gr.Request):
     visible = role_of(ctx, request) == "admin"
-    return gr.Tab(visible=visible), gr.Tab(visible=visible)
+    return gr.Tab(visible=visible), gr.Tab(visible=visible), gr.Tabs() if visible else gr.Tabs(selected="blind")

@@ -1,0 +1,493 @@
+"""The Blind A/B tab through a real app over loopback, driven the way its page drives it.
+
+Handlers are private (``api_name=False``), which ``gradio_client`` refuses to call, so
+these tests use :class:`bench.loopback.PageClient`: the page's own protocol (config,
+queue join, server-sent results, file URLs), recording every byte it receives.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ROOT, free_port
+
+from bench.loopback import CallFailed, PageClient
+from workbench import audio
+from workbench.render import RenderRequest
+from workbench.votes import COLUMNS, read_votes
+
+CHECKPOINTS = ("feb1", "apr24", "apr27")
+REFS = ("surya_1", "paul_1")
+SENTS = ("pangram", "names")
+PASSWORDS = {"boss": "boss-pw-1", "ann": "ann-pw-1", "bob": "bob-pw-1", "cy": "cy-pw-12", "dan": "dan-pw-1"}
+
+
+def copy_demo(root: Path) -> Path:
+    """A private demo catalog under ``root`` (cache and data dirs inside it)."""
+    shutil.copytree(ROOT / "demo", root / "demo", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    text = (ROOT / "checkpoints.yaml").read_text()
+    text = text.replace("cache_dir: .workbench/cache", f"cache_dir: {root / 'cache'}")
+    text = text.replace("data_dir: .workbench ", f"data_dir: {root / 'data'} ")
+    (root / "checkpoints.yaml").write_text(text)
+    return root / "checkpoints.yaml"
+
+
+@dataclass
+class Site:
+    url: str
+    ctx: object
+    root: Path
+    demo: object
+
+
+def launch(root: Path, *, login: bool) -> Site:
+    import app
+    from workbench.catalog import load_catalog
+    from workbench.ui import build_app
+    from workbench.ui.common import AppContext
+    from workbench.users import UserStore
+
+    cat = load_catalog(copy_demo(root))
+    users = None
+    if login:
+        users = UserStore(root / "users.json")
+        for name, pw in PASSWORDS.items():
+            users.add(name, pw, "admin" if name == "boss" else "rater")
+    ctx = AppContext(catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=root / "data", users=users)
+    demo = build_app(ctx)
+    demo.queue(default_concurrency_limit=8)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **app.launch_options(ctx))
+    return Site(f"http://127.0.0.1:{port}", ctx, root, demo)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    s = launch(tmp_path_factory.mktemp("blind"), login=True)
+    yield s
+    s.demo.close()
+
+
+def client(site: Site, user: str | None = None, **kw) -> PageClient:
+    return PageClient(site.url, auth=(user, PASSWORDS[user]) if user else None, **kw)
+
+
+def create_and_open(site: Site, admin: PageClient, title: str, **fields) -> str:
+    """Create a test through the admin panel and open it; returns its id."""
+    admin.page_load()
+    admin.set("wb-admin-title", title)
+    admin.set("wb-admin-checkpoints", list(fields.get("checkpoints", CHECKPOINTS)))
+    admin.set("wb-admin-references", list(fields.get("references", REFS)))
+    admin.set("wb-admin-sentences", list(fields.get("sentences", SENTS)))
+    admin.set("wb-admin-presets", ["none"])
+    admin.set("wb-admin-repeats", fields.get("repeats", 0))
+    admin.set("wb-admin-require-play", fields.get("require_play", True))
+    msg = admin.trigger("wb-admin-create")[0].data[0]
+    test_id = re.search(r"`(ab-[0-9a-f]+)`", msg).group(1)
+    admin.set("wb-admin-test", test_id)
+    assert "is open" in admin.trigger("wb-admin-open")[0].data[0]
+    return test_id
+
+
+class Candidates:
+    """Every clip a test can play, loudness-matched like served copies, to recognise them."""
+
+    def __init__(self, site: Site):
+        from workbench.ui.common import get_renderer
+
+        r = get_renderer(site.ctx)
+        self.clips = {}
+        for ck in CHECKPOINTS:
+            for ref in REFS:
+                for sent in SENTS:
+                    y, sr = r.render(RenderRequest(ck, ref, sent)).load()
+                    self.clips[(ck, ref, sent)] = audio.normalize_loudness(y, sr, target_lufs=-23)
+
+    def identify(self, wav: bytes) -> tuple[str, str, str]:
+        y, sr = sf.read(io.BytesIO(wav), dtype="float32")
+        assert sr == 24000 and y.ndim == 1
+        hits = [k for k, c in self.clips.items() if len(c) == len(y) and np.max(np.abs(c - y)) < 1e-3]
+        assert len(hits) == 1, hits
+        return hits[0]
+
+
+class Rater:
+    """One rater's browser tab."""
+
+    def __init__(self, site: Site, user: str | None, name: str | None = None, record: bool = True):
+        self.site, self.user, self.name = site, user, name
+        self.pc = client(site, user, record=record)
+        self.pc.page_load()
+
+    def reload(self) -> None:
+        self.pc.reload()
+        self.pc.page_load()
+
+    def start(self, test_id: str) -> None:
+        choices = [c[1] for c in self.pc.props[self.pc.find("wb-test")]["choices"]]
+        assert test_id in choices
+        if self.name is not None:
+            self.pc.set("wb-name", self.name)
+        self.pc.set("wb-test", test_id)
+        self.pc.trigger("wb-start")
+
+    def value(self, elem_id: str):
+        return self.pc.values[self.pc.find(elem_id)]
+
+    def visible(self, elem_id: str) -> bool:
+        return bool(self.pc.props[self.pc.find(elem_id)].get("visible", True))
+
+    def urls(self) -> tuple[str, str]:
+        return self.value("wb-audio-a")["url"], self.value("wb-audio-b")["url"]
+
+    def listen(self) -> None:
+        self.pc.trigger("wb-audio-a", "play")
+        self.pc.trigger("wb-audio-a", "pause")
+        self.pc.trigger("wb-audio-b", "play")
+        self.pc.trigger("wb-audio-b", "stop")
+
+    def vote(self, choice: str, reasons=(), comment: str = "") -> None:
+        self.pc.set("wb-reasons", list(reasons))
+        self.pc.set("wb-comment", comment)
+        self.pc.trigger({"A": "wb-vote-a", "B": "wb-vote-b", "none": "wb-vote-none"}[choice])
+
+
+RANKS = {"ann": ("apr27", "feb1", "apr24"), "bob": ("feb1",)}
+
+
+def preferred(rater: str, slots: dict[str, str]) -> str:
+    """The slot ``rater`` votes for: their higher-ranked checkpoint, else no preference."""
+    ranks = RANKS[rater]
+    best = min(slots, key=lambda s: ranks.index(slots[s]) if slots[s] in ranks else 99)
+    return best if slots[best] in ranks else "none"
+
+
+# ---------------------------------------------------------------------------- done when
+
+
+def test_two_raters_complete_the_same_12_trial_test_in_parallel(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Spring round")
+    cands = Candidates(site)
+    expected: dict[tuple, dict] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(user: str) -> None:
+        try:
+            r = Rater(site, user)
+            r.start(test_id)
+            for i in range(12):
+                if i == 5:  # reload the page mid-test: resume at the next trial
+                    r.reload()
+                    r.start(test_id)
+                    assert "Welcome back" in r.value("wb-status")
+                assert f"Trial <b>{i + 1}</b> / 12" in r.value("wb-progress")
+                ua, ub = r.urls()
+                ka, kb = cands.identify(r.pc.fetch(ua)), cands.identify(r.pc.fetch(ub))
+                assert ka[1:] == kb[1:] and ka[0] != kb[0]  # same reference and sentence, two checkpoints
+                slots = {"A": ka[0], "B": kb[0]}
+                choice = preferred(user, slots)
+                r.listen()
+                r.vote(choice, reasons=["accent"] if choice != "none" else [], comment=f"{user} {i}")
+                assert r.value("wb-status").startswith("✓ Saved")
+                with lock:
+                    expected[(user, ka[1], ka[2], frozenset(slots.values()))] = {"slots": slots, "choice": choice}
+            assert r.visible("wb-done") and "Thank you" in r.value("wb-done-text")
+            assert not r.visible("wb-trial")
+        except BaseException as e:  # reported in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in ("ann", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    if errors:
+        raise errors[0]
+    df = read_votes(site.ctx.votes_path)
+    df = df[df["test_id"] == test_id]
+    assert len(df) == 24 and Counter(df["rater"]) == {"ann": 12, "bob": 12}
+    assert not df.duplicated(["rater", "trial_id"]).any()
+    assert len(expected) == 24
+    for row in df.itertuples():
+        exp = expected[(row.rater, row.reference, row.sentence_id, frozenset((row.checkpoint_a, row.checkpoint_b)))]
+        assert exp["slots"][row.a_side] == row.checkpoint_a  # a_side: where checkpoint_a played
+        assert row.choice == exp["choice"]
+        want = exp["slots"][exp["choice"]] if exp["choice"] != "none" else "tie"
+        assert row.winner == want
+        assert row.comment.startswith(row.rater)
+    ann = df[df["rater"] == "ann"]
+    assert (ann["winner"] != "tie").all()  # ann always has a preference
+    assert Counter(df[df["rater"] == "bob"]["winner"]) == {"feb1": 8, "tie": 4}
+
+
+# ---------------------------------------------------------------------------- blindness
+
+
+def forbidden_strings(site: Site) -> list[str]:
+    """Names, paths and stable ids that must never reach a rater's browser."""
+    from gradio.processing_utils import hash_file
+
+    from workbench.render import _sha256_file
+    from workbench.ui.common import get_renderer
+
+    cat = site.ctx.catalog
+    r = get_renderer(site.ctx)
+    out = {str(site.root), str(cat.path), "demo/clips", str(cat.settings.cache_dir)}
+    for ck in cat.checkpoints.values():
+        out |= {str(ck.model_dir), str(ck.demo_dir), "models/" + ck.name}
+    for ck in CHECKPOINTS:
+        for ref in REFS:
+            for sent in SENTS:
+                req = RenderRequest(ck, ref, sent)
+                plan = r.plan(req)
+                clip = r.render(req)
+                src = Path(plan["source_file"])
+                out |= {plan["key"], plan["source_hash"], _sha256_file(clip.path), hash_file(clip.path), hash_file(src)}
+    return sorted(out)
+
+
+def scan(transcript: list[tuple[str, str]], forbidden: list[str]) -> list[str]:
+    names = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])", re.I) for n in CHECKPOINTS]
+    trial_ids = re.compile(r'"t\d{2,3}r?"')
+    leaks = []
+    for what, text in transcript:
+        for pat in names:
+            if pat.search(text):
+                leaks.append(f"{what}: checkpoint name {pat.pattern}: {text[:200]}")
+        for s in forbidden:
+            if s in text:
+                leaks.append(f"{what}: {s!r}")
+        if trial_ids.search(text):
+            leaks.append(f"{what}: a trial id")
+    return leaks
+
+
+def test_a_whole_test_leaks_nothing_to_the_rater(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Blindness check", repeats=2)
+    cands = Candidates(site)
+    r = Rater(site, "cy")
+    r.start(test_id)
+    urls: list[str] = []
+    clips_served: list[tuple] = []
+    with pytest.raises(CallFailed, match="listen to both"):
+        r.vote("A")
+    n = 0
+    while r.visible("wb-trial"):
+        ua, ub = r.urls()
+        urls += [ua, ub]
+        wa, wb = r.pc.fetch(ua), r.pc.fetch(ub)
+        for w in (wa, wb):
+            for name in CHECKPOINTS:
+                assert name.encode() not in w
+        clips_served += [cands.identify(wa), cands.identify(wb)]
+        r.listen()
+        token = r.value("wb-token")
+        r.vote("B" if n % 3 else "none", comment="fine")
+        vote_dep = r.pc.deps_for(r.pc.find("wb-vote-a"), "click")[0]
+        with pytest.raises(CallFailed, match="no longer waiting"):  # a replayed request
+            r.pc.call(vote_dep["id"], [None, token, [], ""])
+        n += 1
+        if n == 4:
+            r.pc.trigger("wb-change")  # change the previous vote
+            assert "Changing your answer" in r.value("wb-progress")
+            urls += list(r.urls())
+            r.listen()
+            r.vote("A")
+        if n == 7:
+            r.reload()
+            r.start(test_id)
+    assert n == 14 and "Thank you" in r.value("wb-done-text")
+    # every served copy has its own name and content-hash folder, even for the same clip
+    assert len(urls) == len(set(urls)) == 30
+    folders = [u.split("/")[-2] for u in urls]
+    names = [u.split("/")[-1] for u in urls]
+    assert len(set(folders)) == 30 and all(re.fullmatch(r"[0-9a-f]{32}\.wav", x) for x in names)
+    assert max(Counter(clips_served).values()) >= 2  # some clip was played twice, under different URLs
+    # and nothing in any response names a checkpoint, a path or a stable id
+    extra = [("GET /gradio_api/info", r.pc.http.get("/gradio_api/info").text)]
+    leaks = scan(r.pc.transcript + extra, forbidden_strings(site))
+    assert not leaks, leaks[:5]
+    # the served copies on disk are deleted once answered (Gradio serves its own copy)
+    left = {p.name for p in (site.ctx.data_dir / "served").iterdir()}
+    assert not left & set(names)
+
+
+def test_admin_transcript_does_name_checkpoints(site):
+    """The scanner works: the admin's page, which does show names, is caught by it."""
+    admin = client(site, "boss")
+    admin.page_load()
+    assert scan(admin.transcript, [])
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_through_the_raw_api(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Bad input", references=["surya_1"], sentences=["pangram"])
+    r = Rater(site, "dan")
+    vote_dep = r.pc.deps_for(r.pc.find("wb-vote-a"), "click")[0]
+    with pytest.raises(CallFailed, match="Pick a test and press Start first"):
+        r.pc.call(vote_dep["id"], [None, "anything", [], ""])
+    r.start(test_id)
+    r.listen()
+    token = r.value("wb-token")
+    with pytest.raises(CallFailed, match="no longer waiting"):  # an unknown trial
+        r.pc.call(vote_dep["id"], [None, "not-a-trial", [], ""])
+    with pytest.raises(CallFailed, match="100000 characters; the limit is 2000"):
+        r.pc.call(vote_dep["id"], [None, token, [], "x" * 100_000])
+    with pytest.raises(CallFailed):
+        r.pc.call(vote_dep["id"], [None, token, ["boring"], ""])
+    before = read_votes(site.ctx.votes_path)
+    inj = '=HYPERLINK("http://evil","click") — çà 👍 日本'
+    r.pc.call(vote_dep["id"], [None, token, ["accent", "dull/flat"], inj])
+    with pytest.raises(CallFailed, match="no longer waiting"):  # replayed
+        r.pc.call(vote_dep["id"], [None, token, [], inj])
+    raw = site.ctx.votes_path.read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in raw and ",=HYPERLINK" not in raw
+    after = read_votes(site.ctx.votes_path)
+    assert len(after) == len(before) + 1
+    row = after.iloc[-1]
+    assert (row["rater"], row["comment"], row["reasons"]) == ("dan", inj, "accent;dull/flat")
+    # empty comments are fine; finish the test, then a vote on a finished trial is refused
+    next_dep = [d for d in r.pc.deps.values() if d.get("trigger_after") == vote_dep["id"]][0]
+    r.pc.run_dep(next_dep)
+    while r.visible("wb-trial"):
+        r.listen()
+        last = r.value("wb-token")
+        r.vote("none", comment="")
+    with pytest.raises(CallFailed, match="no longer waiting"):
+        r.pc.call(vote_dep["id"], [None, last, [], ""])
+    assert len(read_votes(site.ctx.votes_path)) == len(before) + 3
+    # a closed test takes no more votes and is no longer offered
+    admin.set("wb-admin-test", test_id)
+    admin.trigger("wb-admin-close")
+    start_dep = r.pc.deps_for(r.pc.find("wb-start"), "click")[0]
+    with pytest.raises(CallFailed, match="not open for voting"):
+        r.pc.call(start_dep["id"], [None, "", test_id])  # dan's page still lists it
+    with pytest.raises(CallFailed):
+        r.pc.call(start_dep["id"], [None, "", "ab-../../x"])
+    r2 = Rater(site, "cy")
+    assert test_id not in [c[1] for c in r2.pc.props[r2.pc.find("wb-test")]["choices"]]
+    assert not scan(r.pc.transcript + r2.pc.transcript, [])
+
+
+def test_a_rater_identity_comes_from_the_login(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Identity", references=["paul_1"], sentences=["names"])
+    r = Rater(site, "ann")
+    r.pc.set("wb-name", "mallory")  # a typed name is ignored when login is on
+    r.start(test_id)
+    r.listen()
+    r.vote("A")
+    df = read_votes(site.ctx.votes_path)
+    assert df.iloc[-1]["rater"] == "ann" and "mallory" not in set(df["rater"])
+    # another login cannot use ann's page session
+    bob = client(site, "bob")
+    bob.session_hash = r.pc.session_hash
+    vote_dep = bob.deps[r.pc.deps_for(r.pc.find("wb-vote-b"), "click")[0]["id"]]
+    r.listen()
+    with pytest.raises(CallFailed, match="belongs to another login"):
+        bob.call(vote_dep["id"], [None, r.value("wb-token"), [], ""])
+    assert len(read_votes(site.ctx.votes_path)) == len(df)
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+@pytest.fixture(scope="module")
+def local_site(tmp_path_factory):
+    """The app without login (a name is typed), as run on one machine."""
+    s = launch(tmp_path_factory.mktemp("local"), login=False)
+    yield s
+    s.demo.close()
+
+
+def test_fifty_raters_vote_at_once(local_site):
+    admin = client(local_site)
+    test_id = create_and_open(local_site, admin, "Crowd")
+    n_raters, per_rater = 52, 3
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n_raters)
+
+    def run(i: int) -> None:
+        try:
+            r = Rater(local_site, None, name=f"rater{i:02d}", record=False)
+            r.start(test_id)
+            barrier.wait(timeout=120)
+            for _ in range(per_rater):
+                r.listen()
+                r.vote(("A", "B", "none")[i % 3], comment=f'r{i} ,"quoted"\nline')
+        except BaseException as e:  # reported in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_raters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    if errors:
+        raise errors[0]
+    raw = local_site.ctx.votes_path.read_bytes()
+    assert raw.count(b"\r\n") == n_raters * per_rater + 1  # header + one line end per row
+    df = read_votes(local_site.ctx.votes_path)
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == n_raters * per_rater and df["vote_id"].is_unique
+    assert Counter(df["rater"]) == {f"rater{i:02d}": per_rater for i in range(n_raters)}
+    assert not df.duplicated(["rater", "test_id", "trial_id"]).any()
+    assert set(df["comment"]) == {f'r{i} ,"quoted"\nline' for i in range(n_raters)}
+
+
+def test_votes_do_not_wait_for_a_render(local_site, monkeypatch):
+    """Opening a test renders in the single render slot; votes go through meanwhile."""
+    from workbench.ui.common import get_renderer
+
+    admin = client(local_site)
+    test_id = create_and_open(local_site, admin, "Busy day", references=["surya_1"])
+    renderer = get_renderer(local_site.ctx)
+    real = renderer.render_many
+    render_running = threading.Event()
+
+    def slow_render_many(reqs, progress=None):
+        render_running.set()
+        time.sleep(4)  # stands in for a long XTTS + enhancer batch
+        return real(reqs, progress=progress)
+
+    r = Rater(local_site, None, name="patient")  # a rater in the middle of a test
+    r.start(test_id)
+    monkeypatch.setattr(renderer, "render_many", slow_render_many)
+    admin.page_load()
+    admin.trigger("wb-admin-create")  # the form still holds the last test's fields
+    finished = {}
+
+    def open_again(key):
+        c = client(local_site)
+        c.page_load()
+        c.set("wb-admin-test", c.values[c.find("wb-admin-test")])
+        c.trigger("wb-admin-open")
+        finished[key] = time.monotonic()
+
+    openers = [threading.Thread(target=open_again, args=(k,)) for k in range(2)]
+    for t in openers:
+        t.start()
+    assert render_running.wait(30)
+    r.listen()
+    r.vote("A")
+    voted = time.monotonic()
+    assert r.value("wb-status").startswith("✓ Saved")
+    for t in openers:
+        t.join(timeout=60)
+    assert len(finished) == 2 and voted < min(finished.values())
