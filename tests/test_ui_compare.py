@@ -1,4 +1,4 @@
-"""Compare tab handlers, called directly and through a served app (no browser)."""
+"""Compare tab: selections and links (workbench.comparison), handlers called directly and through a served app."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, free_port
+from workbench import comparison
 from workbench.catalog import load_catalog
 from workbench.errors import CatalogError, RenderError
 from workbench.render import Renderer
@@ -107,9 +108,9 @@ def test_links_round_trip_through_the_parser(ctx):
         compare.compare_link("surya_2", None, ["apr24", "feb1"], text="Hello & good=bye, world?"),
     ):
         query = dict(urllib.parse.parse_qsl(link[1:]))
-        values, problems = compare.parse_link(query, ctx.catalog)
+        values, problems = comparison.parse_link(query, ctx.catalog)
         assert problems == []
-        sel = compare.make_selection(
+        sel = comparison.make_selection(
             ctx.catalog,
             values["reference"],
             values.get("sentence"),
@@ -123,7 +124,7 @@ def test_links_round_trip_through_the_parser(ctx):
 
 
 def test_parse_link_names_what_it_ignored(ctx):
-    values, problems = compare.parse_link(
+    values, problems = comparison.parse_link(
         {"reference": "nobody", "checkpoints": "feb1,mar3,apr24", "preset": "shiny", "take": "0"}, ctx.catalog
     )
     assert values == {"checkpoints": ["feb1", "apr24"]}
@@ -135,19 +136,21 @@ def test_parse_link_names_what_it_ignored(ctx):
 def test_selection_is_validated_with_clear_messages(ctx):
     cat = ctx.catalog
     with pytest.raises(RenderError, match="pick 2 to 4 checkpoints to compare; 1 picked"):
-        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1"], "none")
+        comparison.make_selection(cat, "surya_1", "pangram", "", ["feb1"], "none")
     with pytest.raises(RenderError, match="5 picked"):
-        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24", "apr27", "feb1_revert", "broken"], None)
+        comparison.make_selection(
+            cat, "surya_1", "pangram", "", ["feb1", "apr24", "apr27", "feb1_revert", "broken"], None
+        )
     with pytest.raises(RenderError, match="reference"):
-        compare.make_selection(cat, None, "pangram", "", ["feb1", "apr24"], "none")
+        comparison.make_selection(cat, None, "pangram", "", ["feb1", "apr24"], "none")
     with pytest.raises(RenderError, match="sentence or type custom text"):
-        compare.make_selection(cat, "surya_1", None, "  ", ["feb1", "apr24"], "none")
+        comparison.make_selection(cat, "surya_1", None, "  ", ["feb1", "apr24"], "none")
     for bad in (0, 1.5, "x", 1001):
         with pytest.raises(RenderError, match="take must be a whole number"):
-            compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "none", take=bad)
+            comparison.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "none", take=bad)
     with pytest.raises(CatalogError, match="'shiny' not found; available: none"):
-        compare.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "shiny")
-    sel = compare.make_selection(cat, "surya_1", "pangram", "Say this.", ["feb1", "apr24"], None, take=2.0)
+        comparison.make_selection(cat, "surya_1", "pangram", "", ["feb1", "apr24"], "shiny")
+    sel = comparison.make_selection(cat, "surya_1", "pangram", "Say this.", ["feb1", "apr24"], None, take=2.0)
     assert (sel.sentence, sel.text, sel.presets, sel.take) == (None, "Say this.", ("none", "none"), 2)
 
 

@@ -1,0 +1,533 @@
+"""Comparisons of clips: render a selection, measure it, draw it, export it.
+
+The logic behind the Compare tab, without any UI: a :class:`Selection` (one reference,
+one text, 2-4 checkpoints with a preset each, one take) goes through the
+:class:`~workbench.render.Renderer`, every clip is measured with :mod:`workbench.analysis`
+and drawn with :mod:`workbench.plots`, and figures (PNG) and tables (CSV) are written to a
+folder. :func:`compare_link` / :func:`parse_link` turn a selection into page-URL query
+parameters and back.
+
+>>> comparer = Comparer(catalog, Renderer(catalog))
+>>> sel = make_selection(catalog, "surya_1", "pangram", None, ["feb1", "apr24"], "none")
+>>> result = comparer.compare(sel, out_dir=Path("out"))
+>>> result.metrics.loc["apr24", "f0_range_st"]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, audio, plots
+from .catalog import Catalog, reference_audio_path
+from .errors import RenderError
+from .render import CLIP_SR, Clip, Renderer, RenderRequest
+
+MIN_CLIPS, MAX_CLIPS = 2, 4
+#: overlay alignment modes: (label for people, value)
+ALIGN_CHOICES = [("raw", "raw"), ("leading silence trimmed", "trimmed"), ("DTW-aligned to the first checkpoint", "dtw")]
+#: analysed clips kept in memory (re-comparing or switching the alignment does not re-measure)
+ANALYSIS_CACHE_SIZE = 32
+
+Progress = Callable[[float, str], None]
+
+
+# ---------------------------------------------------------------------------- selection and links
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to compare: one reference, one text, 2-4 checkpoints with a preset each, one take."""
+
+    reference: str
+    sentence: str | None  # catalog sentence id, or None with custom text
+    text: str | None  # custom text instead of the sentence
+    checkpoints: tuple[str, ...]
+    presets: tuple[str, ...]  # one per checkpoint
+    take: int = 1
+
+    def requests(self) -> list[RenderRequest]:
+        return [
+            RenderRequest(
+                checkpoint=ck,
+                reference=self.reference,
+                sentence=self.sentence,
+                enhancement=p,
+                take=self.take,
+                text=self.text,
+            )
+            for ck, p in zip(self.checkpoints, self.presets, strict=True)
+        ]
+
+    def labels(self) -> list[str]:
+        """Display label per checkpoint: its name, plus the preset when presets differ."""
+        if len(set(self.presets)) == 1:
+            return list(self.checkpoints)
+        return [ck if p == "none" else f"{ck} +{p}" for ck, p in zip(self.checkpoints, self.presets, strict=True)]
+
+    def link(self) -> str:
+        preset: str | list[str] = self.presets[0] if len(set(self.presets)) == 1 else list(self.presets)
+        return compare_link(
+            self.reference, self.sentence, list(self.checkpoints), preset=preset, take=self.take, text=self.text
+        )
+
+    def slug(self) -> str:
+        what = self.sentence or "custom"
+        return _safe(f"{self.reference}_{what}_{'-'.join(self.checkpoints)}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)[:120]
+
+
+def compare_link(
+    reference: str,
+    sentence: str | None,
+    checkpoints: Sequence[str],
+    preset: str | Sequence[str] = "none",
+    take: int = 1,
+    *,
+    text: str | None = None,
+) -> str:
+    """Relative URL that reopens a comparison in the Compare tab.
+
+    ``preset`` is one name for all checkpoints, or one per checkpoint (written comma
+    separated); ``text`` (custom text) is added only when given.
+
+    >>> compare_link("surya_1", "pangram", ["feb1", "apr24"])
+    '?tab=compare&reference=surya_1&sentence=pangram&checkpoints=feb1%2Capr24&preset=none&take=1'
+    """
+    params: dict[str, str] = {"tab": "compare", "reference": reference}
+    if sentence:
+        params["sentence"] = sentence
+    params["checkpoints"] = ",".join(checkpoints)
+    params["preset"] = preset if isinstance(preset, str) else ",".join(preset)
+    params["take"] = str(int(take))
+    if text:
+        params["text"] = text
+    return "?" + urlencode(params)
+
+
+def parse_link(query: Mapping[str, str], catalog: Catalog) -> tuple[dict, list[str]]:
+    """Read a Compare link's query parameters against the catalog.
+
+    Returns
+    -------
+    values : dict
+        The parameters that name known entries: ``reference``, ``sentence``, ``text``,
+        ``checkpoints`` (list), ``presets`` (list: one for all, or one per checkpoint),
+        ``take`` (int).
+    problems : list of str
+        One message per parameter that was ignored, naming the value and what exists.
+    """
+    values: dict = {}
+    problems: list[str] = []
+
+    def known(kind: str, value: str, table: Mapping) -> bool:
+        if value in table:
+            return True
+        problems.append(f"link: {kind} {value!r} is not in the catalog (known: {', '.join(table) or 'none'})")
+        return False
+
+    ref = (query.get("reference") or "").strip()
+    if ref and known("reference", ref, catalog.references):
+        values["reference"] = ref
+    sent = (query.get("sentence") or "").strip()
+    if sent and known("sentence", sent, catalog.sentences):
+        values["sentence"] = sent
+    text = (query.get("text") or "").strip()
+    if text:
+        values["text"] = text[:2000]
+    cks = [c.strip() for c in (query.get("checkpoints") or "").split(",") if c.strip()]
+    cks = [c for c in dict.fromkeys(cks) if known("checkpoint", c, catalog.checkpoints)]
+    if len(cks) > MAX_CLIPS:
+        problems.append(f"link: {len(cks)} checkpoints given; the first {MAX_CLIPS} are used")
+        cks = cks[:MAX_CLIPS]
+    if cks:
+        values["checkpoints"] = cks
+    presets = [p.strip() for p in (query.get("preset") or "").split(",") if p.strip()]
+    if presets and all(known("preset", p, catalog.enhancements) for p in presets):
+        if len(presets) == 1 or len(presets) == len(cks):
+            values["presets"] = presets
+        else:
+            problems.append(f"link: {len(presets)} presets for {len(cks)} checkpoints; give one, or one per checkpoint")
+    take = (query.get("take") or "").strip()
+    if take:
+        if take.isdigit() and 1 <= int(take) <= 1000:
+            values["take"] = int(take)
+        else:
+            problems.append(f"link: take must be a whole number from 1 to 1000, got {take!r}")
+    return values, problems
+
+
+def _take(take: float | int | str | None) -> int:
+    try:
+        value = float(1 if take is None or take == "" else take)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (value.is_integer() and 1 <= value <= 1000):
+        raise RenderError(f"take must be a whole number from 1 to 1000, got {take!r}")
+    return int(value)
+
+
+def _what_to_say(
+    catalog: Catalog, reference: str | None, sentence: str | None, custom_text: str | None
+) -> tuple[str, str | None, str | None]:
+    """Validated ``(reference, sentence, text)``: custom text wins over the sentence."""
+    if not reference:
+        raise RenderError("pick a reference clip")
+    catalog.reference(reference)
+    text = (custom_text or "").strip() or None
+    if text is not None:
+        if len(text) > 2000:
+            raise RenderError(f"custom text has {len(text)} characters; the limit is 2000")
+        return reference, None, text
+    if not sentence:
+        raise RenderError("pick a sentence or type custom text")
+    catalog.sentence(sentence)
+    return reference, sentence, None
+
+
+def make_selection(
+    catalog: Catalog,
+    reference: str | None,
+    sentence: str | None,
+    custom_text: str | None,
+    checkpoints: Sequence[str] | None,
+    preset: str | None,
+    side_presets: Sequence[str | None] | None = None,
+    take: float | int | None = 1,
+) -> Selection:
+    """Validate the widget values into a :class:`Selection`.
+
+    ``side_presets`` (one per checkpoint slot) overrides ``preset`` when given.
+    Raises :class:`RenderError` / :class:`CatalogError` naming what is missing or unknown.
+    """
+    reference, sentence, text = _what_to_say(catalog, reference, sentence, custom_text)
+    cks = list(dict.fromkeys(checkpoints or []))
+    if not MIN_CLIPS <= len(cks) <= MAX_CLIPS:
+        raise RenderError(f"pick {MIN_CLIPS} to {MAX_CLIPS} checkpoints to compare; {len(cks)} picked")
+    for ck in cks:
+        catalog.checkpoint(ck)
+    default = preset or "none"
+    presets = [p or default for p in list(side_presets or [])[: len(cks)]] if side_presets is not None else []
+    presets += [default] * (len(cks) - len(presets))
+    for p in presets:
+        catalog.enhancement(p)
+    return Selection(reference, sentence, text, tuple(cks), tuple(presets), _take(take))
+
+
+# ---------------------------------------------------------------------------- provenance text
+
+
+def clip_caption(clip: Clip) -> str:
+    """Markdown under a player: demo badge or model hash, seed, settings, timings."""
+    p = clip.provenance or {}
+    parts = []
+    if clip.is_demo:
+        parts.append("**DEMO** bundled stand-in, not model output")
+        if p.get("source_hash"):
+            parts.append(f"source `{p['source_hash'][:12]}`")
+    elif clip.source == "clips":
+        parts.append("pre-rendered clip")
+        if p.get("source_hash"):
+            parts.append(f"source `{p['source_hash'][:12]}`")
+    else:
+        model = str(p.get("model_hash", "?"))
+        parts.append(f"model `{model[:12]}`")
+        if "seed" in p:
+            parts.append(f"seed {p['seed']}")
+        inf = p.get("inference") or {}
+        keys = ("temperature", "top_p", "top_k", "repetition_penalty", "length_penalty", "speed")
+        settings = ", ".join(f"{k}={inf[k]}" for k in keys if k in inf)
+        if settings:
+            parts.append(settings)
+    preset = p.get("enhancement") or clip.request.enhancement
+    parts.append(f"preset {preset}")
+    if p.get("loudness_out_lufs") is not None:
+        parts.append(f"{p['loudness_out_lufs']} LUFS")
+    synth = (p.get("timings_s") or {}).get("synthesis")
+    if synth is not None and not clip.is_demo:
+        parts.append(f"rendered in {synth:.1f} s")
+    parts.append(f"key `{clip.key[:10]}`")
+    return " · ".join(parts)
+
+
+def player_label(clip: Clip) -> str:
+    """``checkpoint · preset · take n`` (plus ``· DEMO`` for bundled clips)."""
+    r = clip.request
+    return f"{r.checkpoint} · {r.enhancement} · take {r.take}" + (" · DEMO" if clip.is_demo else "")
+
+
+# ---------------------------------------------------------------------------- measuring and drawing
+
+
+class AnalysisCache:
+    """LRU of ClipAnalysis keyed by (content id, text): re-comparing does not re-measure."""
+
+    def __init__(self, size: int = ANALYSIS_CACHE_SIZE):
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, compute: Callable[[], analysis.ClipAnalysis]) -> analysis.ClipAnalysis:
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        value = compute()
+        with self._lock:
+            self._d[key] = value
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        return value
+
+
+@dataclass
+class Measured:
+    """One clip on screen: its label, samples (CLIP_SR), analysis and where it came from."""
+
+    label: str
+    y: np.ndarray
+    analysis: analysis.ClipAnalysis
+    clip: Clip | None  # None for the reference recording
+
+
+@dataclass
+class Comparison:
+    """Everything the Compare tab shows for one selection."""
+
+    selection: Selection
+    reference: Measured | None
+    clips: list[Measured]
+    failures: list[str]
+    align_mode: str
+    metrics: pd.DataFrame
+    pairwise: pd.DataFrame
+    verdict: analysis.MatchResult | None
+    verdict_aligned: analysis.MatchResult | None
+    figures: dict[str, Path]  # name -> PNG
+    files: list[Path]  # PNGs and CSVs for download
+
+
+@dataclass
+class EnhancementDiff:
+    """One clip rendered without and with a preset, measured and drawn."""
+
+    plain: Measured
+    enhanced: Measured
+    deltas: pd.DataFrame  # metric -> before, after, delta
+    mcd_db: float
+    figure: Path
+    files: list[Path]
+
+
+class Comparer:
+    """Renders, measures and draws comparisons for one catalog; thread-safe, shared by an app.
+
+    Parameters
+    ----------
+    catalog : the catalog selections refer to
+    renderer : the renderer (and cache) clips come from
+    cache_size : analysed clips kept in memory
+    """
+
+    def __init__(self, catalog: Catalog, renderer: Renderer, *, cache_size: int = ANALYSIS_CACHE_SIZE):
+        self.catalog = catalog
+        self.renderer = renderer
+        self.analyses = AnalysisCache(cache_size)
+
+    def _text_of(self, sel: Selection) -> str:
+        return sel.text if sel.text else self.catalog.sentence(sel.sentence).text
+
+    def measure_reference(self, ref_id: str) -> Measured | None:
+        """The reference recording (at CLIP_SR) and its analysis; None for an XTTS built-in speaker."""
+        path = reference_audio_path(self.catalog.reference(ref_id))
+        if path is None:
+            return None
+        y, _ = audio.load(path, sr=CLIP_SR)
+        st = path.stat()
+        key = ("ref", str(path), st.st_size, st.st_mtime_ns)
+        return Measured(
+            f"{ref_id} (reference)", y, self.analyses.get(key, lambda: analysis.analyse(y, sr=CLIP_SR)), None
+        )
+
+    def measure_clip(self, clip: Clip, label: str, text: str | None) -> Measured:
+        """A rendered clip's samples (at CLIP_SR) and analysis, memoised by its content key."""
+        y, sr = clip.load()
+        if sr != CLIP_SR:
+            y = audio.resample(y, orig_sr=sr, target_sr=CLIP_SR)
+        an = self.analyses.get((clip.key, text), lambda: analysis.analyse(y, sr=CLIP_SR, text=text))
+        return Measured(label, y, an, clip)
+
+    def compare(
+        self, sel: Selection, *, out_dir: Path, align_mode: str = "trimmed", progress: Progress | None = None
+    ) -> Comparison:
+        """Render, measure and draw ``sel``; figures and CSVs are written to ``out_dir``.
+
+        A checkpoint that fails to render is listed in ``failures`` and left out.
+        Raises :class:`RenderError` when nothing renders.
+        """
+        report = progress or (lambda frac, label: None)
+        results = self.renderer.render_many(
+            sel.requests(), progress=lambda f, label: report(0.6 * f, f"rendering {label}")
+        )
+        labels = sel.labels()
+        text = self._text_of(sel)
+        clips: list[Measured] = []
+        failures: list[str] = []
+        for label, res in zip(labels, results, strict=True):
+            if isinstance(res, Exception):
+                failures.append(f"{label}: {res}")
+                continue
+            report(0.6 + 0.2 * len(clips) / len(labels), f"measuring {label}")
+            clips.append(self.measure_clip(res, label, text))
+        if not clips:
+            raise RenderError("nothing rendered:\n" + "\n".join(failures))
+        reference = self.measure_reference(sel.reference)
+        report(0.8, "comparing")
+        shown = ([reference] if reference else []) + clips
+        metrics = analysis.metrics_table(
+            {m.label: m.analysis for m in shown},
+            reference=reference.label if reference else None,
+            anchor=clips[0].label,
+        )
+        pairwise = analysis.pairwise_table(
+            {m.label: m.y for m in clips}, {m.label: m.analysis for m in clips}, sr=CLIP_SR
+        )
+        verdict = verdict_aligned = None
+        if len(clips) >= 2:
+            verdict = analysis.match_verdict(clips[0].y, clips[1].y, sr=CLIP_SR)
+            if verdict.verdict == "different":
+                verdict_aligned = analysis.match_verdict(clips[0].y, clips[1].y, sr=CLIP_SR, align=True)
+        report(0.85, "drawing")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figures = _draw(shown, clips, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
+        metrics_csv = out_dir / f"{sel.slug()}_metrics.csv"
+        metrics.rename_axis("clip").to_csv(metrics_csv)
+        pairwise_csv = out_dir / f"{sel.slug()}_pairwise.csv"
+        pairwise.to_csv(pairwise_csv, index=False)
+        report(1.0, "done")
+        return Comparison(
+            sel,
+            reference,
+            clips,
+            failures,
+            align_mode,
+            metrics,
+            pairwise,
+            verdict,
+            verdict_aligned,
+            figures,
+            [*figures.values(), metrics_csv, pairwise_csv],
+        )
+
+    def enhancement_diff(
+        self,
+        reference: str | None,
+        sentence: str | None,
+        custom_text: str | None,
+        checkpoint: str | None,
+        preset: str | None,
+        take: float | int | None = 1,
+        *,
+        out_dir: Path,
+        progress: Progress | None = None,
+    ) -> EnhancementDiff:
+        """Render ``checkpoint`` without a preset and with ``preset``; measure and draw the change."""
+        report = progress or (lambda frac, label: None)
+        if not checkpoint:
+            raise RenderError("pick the checkpoint whose clip to enhance")
+        if not preset or preset == "none":
+            raise RenderError("pick a preset other than 'none' to compare against the untouched clip")
+        reference, sentence, text = _what_to_say(self.catalog, reference, sentence, custom_text)
+        self.catalog.checkpoint(checkpoint)
+        self.catalog.enhancement(preset)
+        reqs = [RenderRequest(checkpoint, reference, sentence, p, _take(take), text) for p in ("none", preset)]
+        results = self.renderer.render_many(reqs, progress=lambda f, label: report(0.7 * f, f"rendering {label}"))
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        text = text or self.catalog.sentence(sentence).text
+        report(0.75, "measuring")
+        plain = self.measure_clip(results[0], f"{checkpoint} · none", text)
+        enhanced = self.measure_clip(results[1], f"{checkpoint} · {preset}", text)
+        table = analysis.metric_deltas(plain.analysis.metrics, enhanced.analysis.metrics)
+        sim = (
+            analysis.cosine_similarity(plain.analysis.embedding, enhanced.analysis.embedding)
+            if plain.analysis.embedding is not None and enhanced.analysis.embedding is not None
+            else math.nan
+        )
+        mcd_db = analysis.clip_mcd(plain.analysis, enhanced.analysis)
+        table.loc["speaker_similarity_between"] = [math.nan, sim, math.nan]
+        table.loc["mcd_db_between"] = [math.nan, mcd_db, math.nan]
+        report(0.9, "drawing")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        slug = _safe(f"{reference}_{sentence or 'custom'}_{checkpoint}_{preset}")
+        fig = plots.enhancement_diff_plot(plain.y, enhanced.y, sr=CLIP_SR, labels=("none", preset))
+        png = plots.save_png(fig, out_dir / f"{slug}_enhancement.png")
+        csv = out_dir / f"{slug}_enhancement.csv"
+        table.rename_axis("metric").to_csv(csv)
+        report(1.0, "done")
+        return EnhancementDiff(plain, enhanced, table, mcd_db, png, [png, csv])
+
+
+def _draw(
+    shown: list[Measured],
+    clips: list[Measured],
+    align_mode: str,
+    verdict: analysis.MatchResult | None,
+    verdict_aligned: analysis.MatchResult | None,
+    out: Path,
+    slug: str,
+) -> dict[str, Path]:
+    has_ref = len(shown) > len(clips)
+    anchor = 1 if has_ref else 0
+    maps = analysis.align([m.analysis for m in shown], mode=align_mode, anchor=anchor)
+    labels = [m.label for m in shown]
+    colors = plots.colors_for(len(shown), reference_first=has_ref)
+    mode_text = dict((v, k) for k, v in ALIGN_CHOICES)[align_mode]
+    figs = {
+        "overlay": plots.waveform_overlay(
+            [m.y for m in shown],
+            sr=CLIP_SR,
+            labels=labels,
+            time_maps=maps,
+            colors=colors,
+            title=f"Waveforms, {mode_text}",
+        ),
+        "spectrograms": plots.spectrograms(
+            [m.analysis.mel_db for m in shown],
+            sr=CLIP_SR,
+            hop_length=shown[0].analysis.hop_length,
+            labels=labels,
+            time_offsets=[float(t.dst_s[0] - t.src_s[0]) for t in maps] if align_mode == "trimmed" else None,
+        ),
+        "pitch": plots.pitch_figure([m.analysis.f0 for m in shown], labels=labels, time_maps=maps, colors=colors),
+        "energy": plots.energy_plot(
+            [(m.analysis.energy_times, m.analysis.energy_db) for m in shown],
+            labels=labels,
+            time_maps=maps,
+            colors=colors,
+        ),
+    }
+    figs["spectrograms"].suptitle("Log-mel spectrograms (one colour scale)")
+    figs["pitch"].suptitle(f"Pitch (F0), {mode_text}; bars: voiced regions")
+    figs["energy"].suptitle(f"Energy (RMS level), {mode_text}")
+    if verdict is not None:
+        use = verdict_aligned if verdict_aligned is not None and verdict_aligned.verdict != "different" else verdict
+        figs["difference"] = plots.difference_plot(
+            clips[0].y, clips[1].y, sr=CLIP_SR, labels=(clips[0].label, clips[1].label), match=use
+        )
+    return {name: plots.save_png(fig, out / f"{slug}_{name}.png") for name, fig in figs.items()}
