@@ -333,10 +333,21 @@ class ModelCache:
             log.info("unloaded model %s (LRU limit %d)", key[0], self.limit)
         del dropped
         gc.collect()
+        _release_freed_memory()
         if cuda:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and RSS stays high)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 #: the process's model cache: one GPU, one budget of loaded checkpoints
