@@ -239,6 +239,17 @@ def test_bad_selection_is_a_gr_error(ctx):
         run(ctx, ["feb1"])
 
 
+def test_per_side_pickers_follow_the_checkpoints(ctx):
+    ups = compare.side_pickers(ctx, ["apr27", "feb1", "apr24"], req())
+    assert [(u["label"], u["visible"]) for u in ups] == [
+        ("Preset for apr27", True),
+        ("Preset for feb1", True),
+        ("Preset for apr24", True),
+        ("Preset for checkpoint 4", False),
+    ]
+    assert compare.toggle_per_side(ctx, True, req()) == gr.update(visible=True)
+
+
 # ---------------------------------------------------------------------------- enhancement diff
 
 
@@ -330,6 +341,8 @@ def test_raters_get_nothing(login_ctx):
         compare.enhancement_diff(login_ctx, "surya_1", "pangram", "", "feb1", "loud", 1, rater, None)
     with pytest.raises(gr.Error, match="for admins"):
         compare.toggle_per_side(login_ctx, True, rater)
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.side_pickers(login_ctx, ["feb1"], rater)
     assert compare.load_page(login_ctx, rater) == [gr.skip()] * compare.N_LOAD_OUTPUTS
     link = dict(urllib.parse.parse_qsl(compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])[1:]))
     args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, "raw")

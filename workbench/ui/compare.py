@@ -307,6 +307,18 @@ def toggle_per_side(ctx: AppContext, per_side: bool, request: gr.Request):
     return gr.update(visible=bool(per_side))
 
 
+def side_pickers(ctx: AppContext, checkpoints: list[str] | None, request: gr.Request) -> list:
+    """Name the per-checkpoint preset pickers after the chosen checkpoints; hide the unused ones."""
+    require_admin(ctx, request)
+    cks = list(checkpoints or [])
+    return [
+        gr.update(label=f"Preset for {cks[i]}", visible=True)
+        if i < len(cks)
+        else gr.update(label=f"Preset for checkpoint {i + 1}", visible=not cks)
+        for i in range(MAX_CLIPS)
+    ]
+
+
 def enhancement_diff(
     ctx: AppContext,
     reference: str | None,
@@ -428,6 +440,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         None, link_box, None, js=_JS_SET_URL
     )
     per_side.change(bind(toggle_per_side, ctx), per_side, side_row, api_name=False)
+    checkpoints.change(bind(side_pickers, ctx), checkpoints, side, api_name=False)
     demo.load(bind(load_page, ctx), None, load_outputs, api_name=False).then(
         bind(compare_from_link, ctx), inputs, outputs, api_name=False, **render_slot
     ).success(None, link_box, None, js=_JS_SET_URL)
