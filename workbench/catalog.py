@@ -178,23 +178,34 @@ def _lookup(table: dict, key: str, what: str):
 
 
 def _compose_lines(text: str) -> dict[tuple, int]:
-    """Map each key path (tuple of str) to the 1-based line where it appears."""
-    lines: dict[tuple, int] = {}
+    """Map each key path (tuple of str) to the 1-based line where it appears.
 
-    def walk(node: yaml.Node, path: tuple) -> None:
+    Raises ``yaml.YAMLError`` for invalid YAML, including nesting too deep to parse.
+    An alias is not walked again (a "billion laughs" file stays cheap), and the walk
+    is iterative, so self-referencing anchors and deep nesting cannot recurse.
+    """
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply (a catalog or plan is only a few levels deep)") from None
+    walked: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())] if root is not None else []
+    while stack:
+        node, path = stack.pop()
         lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in walked:  # an alias of a node already walked
+            continue
+        walked.add(id(node))
+        children: list[tuple[yaml.Node, tuple]] = []
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = (str(k.value),)
                 lines[path + key] = k.start_mark.line + 1
-                walk(v, path + key)
+                children.append((v, path + key))
         elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, ())
+            children = [(v, path + (i,)) for i, v in enumerate(node.value)]
+        stack.extend(reversed(children))  # document order, like a recursive walk
     return lines
 
 
@@ -285,11 +296,15 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
 
     base = path.resolve().parent
 
-    def resolve_paths(d: dict) -> dict:
-        out = dict(d)
+    def resolve_paths(d: dict, loc: tuple) -> dict:
+        out = {str(k): v for k, v in d.items()}  # YAML keys may be numbers, dates, null
         for k in _PATH_FIELDS:
             if isinstance(out.get(k), str) and out[k]:
-                p = Path(out[k]).expanduser()
+                try:
+                    p = Path(out[k]).expanduser()
+                except RuntimeError:  # "~name/..." for a user this machine does not have
+                    report((*loc, k), f"{out[k]!r}: cannot expand '~' (no such user here); write the full path")
+                    continue
                 out[k] = p if p.is_absolute() else base / p
         return out
 
@@ -304,7 +319,7 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
         report(("settings",), "must be a mapping")
     else:
         try:
-            settings = Settings(**resolve_paths(raw_settings))
+            settings = Settings(**resolve_paths(raw_settings, ("settings",)))
         except ValidationError as e:
             for err_loc, message in _explain(e.errors()):
                 report(("settings", *err_loc), message)
@@ -336,7 +351,7 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
                 report((*loc, id_field), "is taken from the entry's key; remove it")
                 continue
             try:
-                table[key] = model(**{id_field: key, **resolve_paths(fields)})
+                table[key] = model(**{id_field: key, **resolve_paths(fields, loc)})
             except ValidationError as e:
                 for err_loc, message in _explain(e.errors()):
                     report((*loc, *err_loc), message)

@@ -118,6 +118,8 @@ NUMERIC = ("played_a_s", "played_b_s", "decision_s")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _GUARD = "'"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: unpaired UTF-16 surrogates: a str may hold them (JSON "\ud800"), UTF-8 cannot encode them
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 _LINE_END = b"\r\n"
 
@@ -155,12 +157,15 @@ def derive_winner(
 
 
 def clean_comment(text: str | None) -> str:
-    """Normalise a comment: line breaks to ``\\n``, other control characters dropped, trimmed.
+    """Normalise a comment: line breaks to ``\\n``, other control characters and unpaired
+    surrogates (not encodable text) dropped, trimmed.
 
-    Raises :class:`VoteError` when it is longer than :data:`MAX_COMMENT_CHARS`.
+    Raises :class:`VoteError` when it is not text or longer than :data:`MAX_COMMENT_CHARS`.
     """
+    if text is not None and not isinstance(text, str):
+        raise BadVote(f"the comment must be text, got {type(text).__name__}")
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text).strip()
+    text = _SURROGATE.sub("", _CONTROL.sub("", text)).strip()
     if len(text) > MAX_COMMENT_CHARS:
         raise BadVote(
             f"the comment has {len(text)} characters; the limit is {MAX_COMMENT_CHARS}: "
@@ -171,13 +176,15 @@ def clean_comment(text: str | None) -> str:
 
 def check_name(value: str, what: str = "rater name") -> str:
     """Validate a short identifier cell (rater, ids): 1..64 printable characters, no line breaks."""
+    if value is not None and not isinstance(value, str):
+        raise BadVote(f"{what} must be text, got {type(value).__name__}")
     value = (value or "").strip()
     if not value:
         raise BadVote(f"{what} is empty")
     if len(value) > MAX_NAME_CHARS:
         raise BadVote(f"{what} has {len(value)} characters; the limit is {MAX_NAME_CHARS}")
-    if _CONTROL.search(value) or "\n" in value:
-        raise BadVote(f"{what} {value!r} contains control characters or line breaks")
+    if _CONTROL.search(value) or "\n" in value or _SURROGATE.search(value):
+        raise BadVote(f"{what} {value!r} contains control characters, line breaks or broken (unpaired) characters")
     return value
 
 
@@ -559,8 +566,14 @@ class VoteStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._tlock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise VoteError(
+                    f"{self.lock_path}: cannot open the vote lock file ({e}); "
+                    "check that the votes folder exists, is writable and has free space"
+                ) from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -695,11 +708,21 @@ class VoteStore:
                 )
             new_file = not self.path.exists() or self.path.stat().st_size == 0
             payload = (HEADER_BYTES if new_file else b"") + data
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise VoteError(f"{self.path}: could not save the vote ({e}); check the disk and vote again") from e
+            start: int | None = None
+            try:
+                start = os.fstat(fd).st_size
                 _write_all(fd, payload)
                 os.fsync(fd)
             except OSError as e:
+                # Not acknowledged, so not kept: a partial row (disk full mid-write) or a
+                # whole row whose fsync failed would otherwise stay and count on reload.
+                self._size = -1
+                if start is not None:
+                    self._cut_back(fd, start)
                 raise VoteError(f"{self.path}: could not save the vote ({e}); check the disk and vote again") from e
             finally:
                 os.close(fd)
@@ -710,6 +733,20 @@ class VoteStore:
             self._ids[vote.vote_id] = vote.key
             self._size = (self._size if self._size > 0 else 0) + len(payload)
         return vote
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        """Truncate the vote file to ``size`` bytes after a failed append (best effort, logged)."""
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        except OSError as e:
+            log.error(
+                "%s: could not remove the bytes of a vote that failed to save (from byte %d: %s); "
+                "an incomplete row is set aside on the next start, a complete one would count: check the file's end",
+                self.path,
+                size,
+                e,
+            )
 
 
 def _write_all(fd: int, payload: bytes) -> None:
