@@ -408,9 +408,9 @@ def test_batch_panel_through_the_served_app(demo_catalog, tmp_path):
         raise AssertionError(msgs)
 
     try:
-        loaded = call("choices", [])[-1]["output"]["data"]
+        loaded = call("panel_choices", [])[-1]["output"]["data"]
         assert loaded[0]["value"] == ["feb1", "apr24", "apr27"] and loaded[3]["value"] == ["none"]
-        msgs = call("run", [["apr27"], ["surya_1"], ["pangram", "names"], ["none"], 1])
+        msgs = call("batch_render", [["apr27"], ["surya_1"], ["pangram", "names"], ["none"], 1])
         assert any(m.get("msg") == "progress" for m in msgs)
         summary, table = msgs[-1]["output"]["data"]
         assert summary.startswith("2 of 2 clips ready") and [row[5] for row in table["data"]] == ["ok", "ok"]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import WorkbenchError
 from ..render import Clip, expand_matrix, manifest_row
-from .common import AppContext, get_renderer, require_admin, role_of, show_error
+from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error
 
 COLUMNS = ["checkpoint", "reference", "sentence", "enhancement", "take", "status", "source", "duration_s", "error"]
 #: most clips one click may render (a bigger matrix belongs in ``python -m workbench render``)
@@ -68,14 +68,6 @@ def batch_render(
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    # Closures, not functools.partial: gradio finds gr.Request and gr.Progress through
-    # the handler's own signature and type hints.
-    def choices(request: gr.Request):
-        return panel_choices(ctx, request)
-
-    def run(cks, refs, sents, presets, takes, request: gr.Request, progress=gr.Progress()):
-        return batch_render(ctx, cks, refs, sents, presets, takes, request, progress)
-
     with gr.Accordion("Batch render", open=False):
         gr.Markdown(
             "Render every combination into the cache (failures are listed, the rest goes on). "
@@ -93,9 +85,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             go = gr.Button("Render batch", variant="primary")
         summary = gr.Markdown()
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True)
-    demo.load(choices, None, [cks, refs, sents, presets], api_name=False)
+    demo.load(bind(panel_choices, ctx), None, [cks, refs, sents, presets], api_name=False)
     go.click(
-        run,
+        bind(batch_render, ctx),
         [cks, refs, sents, presets, takes],
         [summary, table],
         api_name=False,
