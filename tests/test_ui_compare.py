@@ -250,6 +250,24 @@ def test_per_side_pickers_follow_the_checkpoints(ctx):
     assert compare.toggle_per_side(ctx, True, req()) == gr.update(visible=True)
 
 
+def test_model_clips_show_their_model_hash_seed_and_settings(tmp_path):
+    from workbench.render import Clip, RenderRequest
+
+    prov = {
+        "model_hash": "ab12cd34ef56" + "0" * 52,
+        "seed": 1235,
+        "inference": {"temperature": 0.75, "top_p": 0.85, "top_k": 50, "speed": 1.0, "language": "en"},
+        "enhancement": "denoise",
+        "loudness_out_lufs": -23.0,
+        "timings_s": {"synthesis": 2.34},
+    }
+    clip = Clip(tmp_path / "x.flac", "f" * 64, RenderRequest("feb1", "surya_1", "pangram", "denoise", 2), "model", prov)
+    caption = comparison.clip_caption(clip)
+    assert caption.startswith("model `ab12cd34ef56` · seed 1235 · temperature=0.75, top_p=0.85, top_k=50, speed=1.0")
+    assert "preset denoise" in caption and "rendered in 2.3 s" in caption and "DEMO" not in caption
+    assert comparison.player_label(clip) == "feb1 · denoise · take 2"
+
+
 # ---------------------------------------------------------------------------- enhancement diff
 
 
