@@ -149,3 +149,206 @@ def login(page, app: RunningApp, who: str) -> None:
     page.get_by_label("password").fill(password)
     page.get_by_role("button", name="Login").click()
     page.get_by_role("tab", name="Blind A/B").wait_for(timeout=60_000)
+
+
+# ---------------------------------------------------------------------------- page helpers
+
+#: the nearest enclosing component block of an element
+_BLOCK = "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' block ')][1]"
+
+
+def choose(page, label: str, value: str) -> None:
+    """Pick ``value`` in the single-choice dropdown labelled ``label``."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    page.get_by_role("option", name=value, exact=True).click()
+    expect(box).to_have_value(value)
+
+
+def dropdown_block(page, label: str):
+    """The component block around the dropdown labelled ``label``."""
+    return page.get_by_label(label, exact=True).locator(_BLOCK)
+
+
+def chosen(page, label: str) -> list[str]:
+    """The values shown as tokens in the multi-choice dropdown labelled ``label``."""
+    return dropdown_block(page, label).locator(".token > span").all_inner_texts()
+
+
+def choose_many(page, label: str, values: list[str]) -> None:
+    """Clear the multi-choice dropdown labelled ``label`` and pick ``values`` in order."""
+    block = dropdown_block(page, label)
+    clear = block.get_by_title("Clear")
+    if clear.count():
+        clear.click()
+    box = page.get_by_label(label, exact=True)
+    for v in values:
+        box.click()
+        page.get_by_role("option", name=v, exact=True).click()
+    box.press("Escape")
+    assert chosen(page, label) == values
+
+
+def audio_player(page, label: str):
+    """The waveform player of the ``gr.Audio`` labelled ``label`` (time labels, buttons, waveform)."""
+    return page.get_by_test_id(f"waveform-{label}")
+
+
+def audio_block(page, label: str):
+    """The whole ``gr.Audio`` block labelled ``label`` (player plus download link)."""
+    return audio_player(page, label).locator(_BLOCK)
+
+
+def seconds_label(text: str) -> float:
+    """``"1:05"`` -> 65.0 (the player's time labels)."""
+    minutes, seconds = text.strip().split(":")
+    return 60 * int(minutes) + float(seconds)
+
+
+def waveform_pixels(player) -> int:
+    """Painted pixels of the player's waveform canvases (wavesurfer draws them in a shadow root)."""
+    return player.locator("#waveform").evaluate(
+        """el => {
+            let n = 0;
+            for (const host of el.querySelectorAll('*')) {
+                if (!host.shadowRoot) continue;
+                for (const c of host.shadowRoot.querySelectorAll('canvas')) {
+                    if (!c.width || !c.height) continue;
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+                }
+            }
+            return n;
+        }"""
+    )
+
+
+def play_briefly(player, *, timeout_s: float = 10.0) -> float:
+    """Press Play and wait until the elapsed-time label moves; returns the seconds it shows.
+
+    Pauses again before returning (the label only moves while real audio is decoded and playing).
+    """
+    player.get_by_role("button", name="Play", exact=True).click()
+    deadline = time.time() + timeout_s
+    shown = 0.0
+    while time.time() < deadline:
+        shown = seconds_label(player.locator("#time").inner_text())
+        if shown > 0:
+            break
+        player.page.wait_for_timeout(100)
+    pause = player.get_by_role("button", name="Pause", exact=True)
+    if pause.count():
+        pause.click()
+    return shown
+
+
+class NetworkLog:
+    """Every response a page receives, with bodies.
+
+    Two sources: Playwright's ``requestfinished`` (documents, scripts, images, files and
+    any finished fetch) and an init script that tees every ``fetch`` body and
+    ``EventSource`` message inside the page as it streams, so the queue's server-sent
+    events are captured even while their stream is still open.
+    """
+
+    INIT_SCRIPT = """
+    (() => {
+      const log = (window.__wbNet = []);
+      const origFetch = window.fetch;
+      window.fetch = async function (...args) {
+        const res = await origFetch.apply(this, args);
+        try {
+          const entry = {url: res.url, status: res.status, chunks: []};
+          log.push(entry);
+          const reader = res.clone().body.getReader();
+          const dec = new TextDecoder('latin1');
+          (async () => {
+            for (;;) {
+              const {done, value} = await reader.read();
+              if (done) break;
+              entry.chunks.push(dec.decode(value, {stream: true}));
+            }
+          })().catch(() => {});
+        } catch (e) {}
+        return res;
+      };
+      const OrigES = window.EventSource;
+      if (OrigES) {
+        window.EventSource = function (url, opts) {
+          const es = new OrigES(url, opts);
+          const entry = {url: String(url), status: 0, chunks: []};
+          log.push(entry);
+          es.addEventListener('message', (ev) => entry.chunks.push(String(ev.data)));
+          return es;
+        };
+        window.EventSource.prototype = OrigES.prototype;
+      }
+    })();
+    """
+
+    def __init__(self, page):
+        self.page = page
+        self.finished: list[tuple[str, int, bytes]] = []  # (url, status, body)
+        self.streamed: list[tuple[str, str]] = []  # (url, text) from inside the page
+        self.responses: list = []  # playwright Response objects, in arrival order
+        page.add_init_script(self.INIT_SCRIPT)
+        page.on("response", lambda r: self.responses.append(r))
+        page.on("requestfinished", self._finished)
+
+    def _finished(self, request) -> None:
+        try:
+            resp = request.response()
+            body = resp.body() if resp is not None else b""
+        except Exception:  # a body the browser did not keep (redirect, aborted stream)
+            return
+        self.finished.append((request.url, resp.status, body))
+
+    def collect(self) -> None:
+        """Pull what the in-page tee has seen so far (call before a reload or navigation)."""
+        try:
+            entries = self.page.evaluate("() => (window.__wbNet || []).map(e => [e.url, e.chunks.join('')])")
+        except Exception:
+            return
+        self.streamed.extend((u, t) for u, t in entries)
+        self.page.evaluate("() => { for (const e of (window.__wbNet || [])) e.chunks = []; }")
+
+    def file_urls(self) -> list[str]:
+        """URLs of files Gradio served (``gradio_api/file=``) that answered 200."""
+        return [r.url for r in self.responses if "gradio_api/file=" in r.url and r.status == 200]
+
+    def body_of(self, url: str) -> bytes | None:
+        """The body of the finished 200 response for ``url`` (None while there is none)."""
+        for u, status, body in self.finished:
+            if u == url and status == 200:
+                return body
+        return None
+
+
+def wait_until(page, check, *, timeout_s: float = 30.0, what: str = "condition"):
+    """Poll ``check()`` until it returns something truthy; return it (fail after ``timeout_s``).
+
+    Waits with ``page.wait_for_timeout`` so Playwright keeps delivering page events meanwhile.
+    """
+    deadline = time.time() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        page.wait_for_timeout(200)
+
+
+def dataframe_rows(block) -> list[list[str]]:
+    """Cell texts of the ``gr.Dataframe`` inside ``block``, row by row (the rendered rows)."""
+    return block.evaluate(
+        """b => {
+            const rows = {};
+            for (const c of b.querySelectorAll('[role=gridcell][data-row]')) {
+                (rows[c.dataset.row] ||= [])[Number(c.dataset.col)] = c.innerText.trim();
+            }
+            return Object.keys(rows).sort((x, y) => x - y).map(k => rows[k]);
+        }"""
+    )
