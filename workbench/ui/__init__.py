@@ -21,14 +21,18 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     """Build the whole app (not launched)."""
     with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown("# Listening workbench", elem_classes="wb-title")
-        with gr.Tabs() as tabs:
-            with gr.Tab("Compare", id="compare") as compare_tab:
+        # With login, Compare and Results start hidden and the page opens on Blind A/B; the
+        # load handler reveals them to admins. (Gradio 6 shows a tab that an update makes
+        # visible, but does not hide one that an update makes invisible.)
+        open_to_all = not ctx.auth_enabled  # no login: the one local user is an admin
+        with gr.Tabs(selected=None if open_to_all else "blind") as tabs:
+            with gr.Tab("Compare", id="compare", visible=open_to_all) as compare_tab:
                 catalog_panel.build(ctx, demo)
                 render_panel.build(ctx, demo)
                 compare.build(ctx, demo)
             with gr.Tab("Blind A/B", id="blind"):
                 blind.build(ctx, demo)
-            with gr.Tab("Results", id="results") as results_tab:
+            with gr.Tab("Results", id="results", visible=open_to_all) as results_tab:
                 results.build(ctx, demo)
         if ctx.auth_enabled:
             # A wrapper, not functools.partial: gradio finds gr.Request through the type hints.
@@ -41,4 +45,4 @@ def build_app(ctx: AppContext) -> gr.Blocks:
 
 def _admin_tabs(ctx: AppContext, request: gr.Request):
     visible = role_of(ctx, request) == "admin"
-    return gr.Tab(visible=visible), gr.Tab(visible=visible), gr.Tabs() if visible else gr.Tabs(selected="blind")
+    return gr.Tab(visible=visible), gr.Tab(visible=visible), gr.Tabs(selected="compare" if visible else "blind")
