@@ -102,7 +102,11 @@ class PageClient:
     # ------------------------------------------------------------------ calling
 
     def call(self, fn_index: int, data: list, *, trigger_id: int | None = None) -> Result:
-        """Join the queue with raw ``data`` and wait for the result (no value bookkeeping)."""
+        """Run handler ``fn_index`` with raw ``data`` and wait for the result (no value bookkeeping).
+
+        Queued handlers join the queue and stream the result; others (``queue=False``)
+        answer one POST to ``/gradio_api/run/predict``, as the page does.
+        """
         t0 = time.perf_counter()
         body = {
             "data": data,
@@ -111,6 +115,13 @@ class PageClient:
             "trigger_id": trigger_id,
             "session_hash": self.session_hash,
         }
+        if self.deps.get(fn_index, {}).get("queue") is False:
+            r = self.http.post("/gradio_api/run/predict", json=body)
+            self._keep(f"predict {fn_index}", r.text)
+            out = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            if r.status_code != 200:
+                raise CallFailed(out.get("error") or f"HTTP {r.status_code}: {r.text[:300]}", fn_index)
+            return Result(fn_index, out["data"], time.perf_counter() - t0, out)
         r = self.http.post("/gradio_api/queue/join", json=body)
         self._keep(f"join {fn_index}", r.text)
         if r.status_code != 200:

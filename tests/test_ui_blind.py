@@ -491,3 +491,76 @@ def test_votes_do_not_wait_for_a_render(local_site, monkeypatch):
     for t in openers:
         t.join(timeout=60)
     assert len(finished) == 2 and voted < min(finished.values())
+
+
+# ---------------------------------------------------------------------------- in a browser
+
+
+@pytest.mark.e2e
+def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site):
+    """Log in, start, play with A/B keys, vote with 1 and 0, finish; screenshots in test-artifacts/."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Browser round", references=["surya_1"], sentences=["names"])
+    shots = ROOT / "test-artifacts" / "blind"
+    shots.mkdir(parents=True, exist_ok=True)
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    files: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("response", lambda r: files.append(r.url) if "gradio_api/file=" in r.url else None)
+        page.goto(site.url)
+        page.locator("input").nth(0).fill("dan")
+        page.locator("input[type=password]").fill(PASSWORDS["dan"])
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#wb-start")
+        page.screenshot(path=str(shots / "1-landing.png"), full_page=True)
+        assert not page.get_by_role("tab", name="Results").is_visible()
+        page.click("#wb-test input")
+        page.get_by_role("option", name=re.compile("Browser round")).click()
+        page.click("#wb-start")
+        page.wait_for_selector("#wb-trial", state="visible")
+        page.wait_for_function(
+            "document.querySelector('#wb-audio-b audio') && document.querySelector('#wb-audio-b audio').src"
+        )
+        page.screenshot(path=str(shots / "2-trial-locked.png"), full_page=True)
+        assert page.is_disabled("#wb-vote-a")
+        for n in range(3):
+            page.click("#wb-progress")  # focus outside any text box
+            page.keyboard.press("a")
+            page.wait_for_timeout(700)
+            page.keyboard.press("b")  # pauses A, plays B
+            page.wait_for_function("!document.querySelector('#wb-vote-a').disabled", timeout=10_000)
+            if n == 0:
+                page.screenshot(path=str(shots / "3-trial-unlocked.png"), full_page=True)
+            page.keyboard.press("1" if n == 0 else "0")
+            page.wait_for_function(
+                f"document.querySelector('#wb-status').innerText.includes('trial {n + 1}')", timeout=10_000
+            )
+            if n < 2:
+                page.wait_for_function(
+                    f"document.querySelector('#wb-progress').innerText.includes('Trial {n + 2}')", timeout=10_000
+                )
+        page.wait_for_selector("#wb-done", state="visible")
+        page.screenshot(path=str(shots / "4-done.png"), full_page=True)
+        assert "Thank you" in page.inner_text("#wb-done")
+        browser.close()
+    df = read_votes(site.ctx.votes_path)
+    mine = df[(df["rater"] == "dan") & (df["test_id"] == test_id)]
+    assert list(mine["choice"]) == ["A", "none", "none"]
+    assert (mine["played_a_s"] > 0.2).all() and (mine["played_b_s"] > 0).all()
+    audio_files = [u for u in files if u.endswith(".wav")]
+    assert len(audio_files) >= 6 and all(re.search(r"/[0-9a-f]{32}\.wav$", u) for u in audio_files)
+    for name in CHECKPOINTS:
+        assert not any(name in u for u in files)

@@ -442,6 +442,7 @@ class PlanStore:
         self.folder = Path(folder)
         self._lock = threading.RLock()
         self._schedules: dict[tuple[str, str], RaterSchedule] = {}
+        self._cache: dict[str, tuple[tuple[int, int], TestPlan]] = {}  # test_id -> (mtime, size), plan
 
     def _path(self, test_id: str) -> Path:
         if not _TEST_ID.match(test_id or ""):
@@ -454,9 +455,17 @@ class PlanStore:
         return plan
 
     def get(self, test_id: str) -> TestPlan:
+        """The stored plan (re-read only when its file changed)."""
         path = self._path(test_id)
         try:
-            return TestPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            hit = self._cache.get(test_id)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            plan = TestPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            self._cache[test_id] = (stamp, plan)
+            return plan
         except FileNotFoundError:
             raise BadVote(f"unknown test {test_id!r}; pick a test from the list") from None
         except (OSError, ValueError, TypeError, KeyError) as e:

@@ -9,9 +9,9 @@ rater's :class:`~workbench.abtest.RaterSession` (which knows the key) stays in
 its caller itself: admin handlers call :func:`require_admin`; rater handlers check
 that the session belongs to the logged-in user.
 
-Queues: votes and player events run in their own concurrency group, trial loading
-(which may render) in another, pre-rendering a test in the app's single render slot,
-so a long render never delays a vote.
+Queues: votes and player events skip the queue (a few milliseconds each), trial loading
+(which may render) has its own concurrency group and pre-rendering a test uses the app's
+single render slot, so a long render never delays a vote.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ from .common import AppContext, get_renderer, require_admin, role_of, show_error
 
 log = logging.getLogger(__name__)
 
-#: queue groups: votes and player events never wait behind trial loading or renders
-VOTE_GROUP, VOTE_LIMIT = "blind-vote", 32
+#: queue groups (votes and player events bypass the queue altogether, see :func:`build`):
+#: page loads, trial loading (may render a missing clip) and pre-rendering a test each
+#: have their own slots, so none waits behind another
+LIGHT_GROUP, LIGHT_LIMIT = "blind-light", 16
 TRIAL_GROUP, TRIAL_LIMIT = "blind-trial", 4
 RENDER_GROUP, RENDER_LIMIT = "render", 1
 
@@ -197,10 +199,11 @@ def _buttons(enabled: bool) -> tuple:
     return tuple(gr.update(interactive=enabled) for _ in range(3)) + (GATE_OPEN if enabled else GATE_LOCKED,)
 
 
-def _view(session: RaterSession, shown: ShownTrial | None) -> tuple:
-    """Updates for VIEW outputs (see :func:`build`)."""
+def _view(ctx: AppContext, session: RaterSession, shown: ShownTrial | None) -> tuple:
+    """Updates for the ``view`` outputs of :func:`build`, in order."""
     if shown is None:
         done, total = session.progress()
+        tests = gr.update(choices=_open_tests(ctx, session.rater), value=session.plan.test_id)
         thanks = (
             f"## Thank you!\n\nYou answered all **{total}** trials of *{html.escape(session.plan.title)}*. "
             "Your votes are saved; you can close this page."
@@ -217,6 +220,7 @@ def _view(session: RaterSession, shown: ShownTrial | None) -> tuple:
             gr.update(visible=done > 0),
             [],
             "",
+            tests,
         )
     enabled = not shown.require_play
     return (
@@ -231,6 +235,7 @@ def _view(session: RaterSession, shown: ShownTrial | None) -> tuple:
         gr.update(visible=shown.done > 0 and not shown.changing),
         [],
         "",
+        gr.skip(),
     )
 
 
@@ -290,7 +295,7 @@ def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id:
         )
         shown = session.show_next()
         status = "Welcome back: continuing where you left off." if shown and shown.done else ""
-        return (session, *_view(session, shown), status, rater)
+        return (session, *_view(ctx, session, shown), status, rater)
 
 
 def player_event(ctx: AppContext, which: str, event: str, session: RaterSession | None, request: gr.Request):
@@ -324,14 +329,14 @@ def vote(
 def next_trial(ctx: AppContext, session: RaterSession | None, request: gr.Request):
     with _RaterErrors():
         session = _own(ctx, session, request)
-        return _view(session, session.show_next())
+        return _view(ctx, session, session.show_next())
 
 
 def change_previous(ctx: AppContext, session: RaterSession | None, request: gr.Request):
     with _RaterErrors():
         session = _own(ctx, session, request)
         shown = session.show_previous()
-        return (*_view(session, shown), "Listen again and vote; your new answer replaces the old one.")
+        return (*_view(ctx, session, shown), "Listen again and vote; your new answer replaces the old one.")
 
 
 # ---------------------------------------------------------------------------- admin handlers
@@ -486,13 +491,17 @@ STYLE = """
 #wb-blind .wb-progress-title {opacity: .75;}
 #wb-blind .wb-bar {height: 8px; border-radius: 4px; background: var(--neutral-200, #e5e7eb); overflow: hidden;}
 #wb-blind .wb-bar > div {height: 100%; background: var(--color-accent, #f97316); transition: width .3s;}
+#wb-blind .wb-slot {outline: 3px solid transparent; border-radius: 8px; transition: outline-color .15s;}
+#wb-blind .wb-slot.wb-playing {outline-color: var(--color-accent, #f97316);}
 #wb-blind .wb-slot-label {font-size: 2.4rem; font-weight: 700; text-align: center; line-height: 1.1;}
 #wb-blind audio {width: 100%; height: 56px;}
 #wb-vote-a, #wb-vote-b, #wb-vote-none {min-height: 64px; font-size: 1.15rem;}
 #wb-blind kbd {border: 1px solid var(--neutral-300, #ccc); border-bottom-width: 2px; border-radius: 4px;
   padding: 0 .35em; font-size: .9em;}
 #wb-blind .wb-gate {text-align: center; min-height: 1.6em;}
-#wb-blind .wb-status {text-align: center; min-height: 1.6em;}
+#wb-blind .wb-status {min-height: 1.6em; align-self: center;}
+#wb-picker {align-items: end;}
+#wb-picker button {align-self: end; min-height: 42px;}
 #wb-done {text-align: center; padding: 2em 0;}
 </style>
 """
@@ -511,11 +520,16 @@ if (!window.__wbBlind) {
     if (other && !other.paused) other.pause();
     me.play();
   };
-  document.addEventListener('play', (e) => {
+  const mark = (e) => {
     const t = e.target;
     if (!(t instanceof HTMLMediaElement) || !t.closest('#wb-blind')) return;
-    document.querySelectorAll('#wb-blind audio').forEach((a) => { if (a !== t && !a.paused) a.pause(); });
-  }, true);
+    if (e.type === 'play') {
+      document.querySelectorAll('#wb-blind audio').forEach((a) => { if (a !== t && !a.paused) a.pause(); });
+    }
+    const slot = t.closest('.wb-slot');
+    if (slot) slot.classList.toggle('wb-playing', e.type === 'play');
+  };
+  ['play', 'pause', 'ended', 'emptied'].forEach((k) => document.addEventListener(k, mark, true));
   document.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const t = e.target;
@@ -556,19 +570,19 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         gr.HTML("", head=STYLE, js_on_load=SHORTCUTS_JS, container=False, padding=False)
         session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
         saved_name = gr.BrowserState("", storage_key="wb-rater-name")
-        with gr.Row(equal_height=True):
+        with gr.Row(elem_id="wb-picker"):
             name = gr.Textbox(label="Your name", max_lines=1, visible=False, scale=2, max_length=64, elem_id="wb-name")
             test = gr.Dropdown(label="Test", choices=[], scale=3, elem_id="wb-test")
             refresh = gr.Button("↻", scale=0, min_width=48, size="sm", elem_id="wb-refresh")
-            start_btn = gr.Button("Start", variant="primary", scale=1, elem_id="wb-start")
+            start_btn = gr.Button("Start", variant="primary", scale=0, min_width=120, elem_id="wb-start")
         who = gr.Markdown("", elem_classes="wb-muted")
         with gr.Column(visible=False, elem_id="wb-trial") as trial_box:
             progress = gr.HTML("", elem_id="wb-progress")
             with gr.Row(equal_height=True):
-                with gr.Column(variant="panel"):
+                with gr.Column(variant="panel", elem_classes="wb-slot"):
                     gr.HTML('<div class="wb-slot-label">A</div>')
                     audio_a = gr.Audio(elem_id="wb-audio-a", **player_opts)
-                with gr.Column(variant="panel"):
+                with gr.Column(variant="panel", elem_classes="wb-slot"):
                     gr.HTML('<div class="wb-slot-label">B</div>')
                     audio_b = gr.Audio(elem_id="wb-audio-b", **player_opts)
             gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
@@ -590,10 +604,17 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             token = gr.Textbox(visible=False, elem_id="wb-token")
         with gr.Column(visible=False, elem_id="wb-done") as done_box:
             done_md = gr.Markdown("", elem_id="wb-done-text")
-        status = gr.Markdown("", elem_classes="wb-status", elem_id="wb-status")
-        change_btn = gr.Button(
-            "↩ Change my previous vote", visible=False, size="sm", variant="secondary", elem_id="wb-change"
-        )
+        with gr.Row(elem_id="wb-after", equal_height=True):
+            status = gr.Markdown("", elem_classes="wb-status", elem_id="wb-status")
+            change_btn = gr.Button(
+                "↩ Change my previous vote",
+                visible=False,
+                size="sm",
+                variant="secondary",
+                elem_id="wb-change",
+                scale=0,
+                min_width=220,
+            )
 
         with gr.Accordion("Admin: blind tests", open=False, visible=False) as admin_box:
             gr.Markdown(
@@ -635,7 +656,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     label="Plan", file_types=[".yaml", ".yml"], type="filepath", elem_id="wb-admin-plan"
                 )
                 load_btn = gr.Button("Load plan", elem_id="wb-admin-load")
-            tests_table = gr.Dataframe(headers=TEST_COLUMNS, interactive=False, wrap=True)
+            tests_table = gr.Dataframe(
+                headers=TEST_COLUMNS,
+                interactive=False,
+                wrap=True,
+                column_widths=["13%", "17%", "9%", "47%", "7%", "7%"],
+            )
             with gr.Row():
                 admin_test = gr.Dropdown(label="Test", choices=[], scale=3, elem_id="wb-admin-test")
                 open_btn = gr.Button("Open (render clips)", scale=1, variant="primary", elem_id="wb-admin-open")
@@ -657,8 +683,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         change_btn,
         reasons,
         comment,
+        test,
     ]
-    light = {"api_name": False, "concurrency_id": VOTE_GROUP, "concurrency_limit": VOTE_LIMIT}
+    # Votes and player events take a few milliseconds: they skip the queue (one plain
+    # request each, no event stream), so they never wait behind anything queued.
+    direct = {"api_name": False, "queue": False}
+    light = {"api_name": False, "concurrency_id": LIGHT_GROUP, "concurrency_limit": LIGHT_LIMIT}
     trial = {"api_name": False, "concurrency_id": TRIAL_GROUP, "concurrency_limit": TRIAL_LIMIT}
 
     demo.load(b(rater_load, ctx), [saved_name], [name, who, test], **light)
@@ -666,16 +696,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     start_btn.click(b(start, ctx), [session, name, test], [session, *view, status, saved_name], **trial)
     for comp, which in ((audio_a, "A"), (audio_b, "B")):
         outs = [vote_a, vote_none, vote_b, gate]
-        comp.play(b(player_event, ctx, which, "play"), [session], outs, show_progress="hidden", **light)
-        comp.pause(b(player_event, ctx, which, "pause"), [session], outs, show_progress="hidden", **light)
-        comp.stop(b(player_event, ctx, which, "stop"), [session], outs, show_progress="hidden", **light)
+        comp.play(b(player_event, ctx, which, "play"), [session], outs, show_progress="hidden", **direct)
+        comp.pause(b(player_event, ctx, which, "pause"), [session], outs, show_progress="hidden", **direct)
+        comp.stop(b(player_event, ctx, which, "stop"), [session], outs, show_progress="hidden", **direct)
     for btn, choice in ((vote_a, "A"), (vote_b, "B"), (vote_none, "none")):
         btn.click(
             b(vote, ctx, choice),
             [session, token, reasons, comment],
             [status, vote_a, vote_none, vote_b, gate, token],
             show_progress="minimal",
-            **light,
+            **direct,
         ).success(b(next_trial, ctx), [session], view, show_progress="hidden", **trial)
     change_btn.click(b(change_previous, ctx), [session], [*view, status], **trial)
 
