@@ -554,7 +554,7 @@ class VoteStore:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._tlock = threading.RLock()
-        self._index: dict[tuple[str, str, str], VoteRef] = {}
+        self._index: dict[tuple[str, str], dict[str, VoteRef]] = {}  # (rater, test_id) -> trial_id -> vote
         self._ids: dict[str, tuple[str, str, str]] = {}
         self._rows = 0  # data rows in the file
         self._size = -1  # file size the index reflects (-1: not loaded)
@@ -654,7 +654,7 @@ class VoteStore:
         self._ids.clear()
         for i, r in enumerate(df.itertuples(index=False), start=2):
             key = (r.rater, r.test_id, r.trial_id)
-            self._index[key] = VoteRef(r.vote_id, r.time_utc, r.choice, i)
+            self._index.setdefault(key[:2], {})[key[2]] = VoteRef(r.vote_id, r.time_utc, r.choice, i)
             self._ids[r.vote_id] = key
         self._rows = len(df)
         self._size = size
@@ -663,13 +663,13 @@ class VoteStore:
         """``{trial_id: VoteRef}`` of ``rater``'s effective votes in ``test_id``."""
         with self._locked():
             self._refresh_locked()
-            return {k[2]: v for k, v in self._index.items() if k[0] == rater and k[1] == test_id}
+            return dict(self._index.get((rater, test_id), {}))
 
     def current(self, rater: str, test_id: str, trial_id: str) -> VoteRef | None:
         """The effective vote of ``rater`` on a trial, or None."""
         with self._locked():
             self._refresh_locked()
-            return self._index.get((rater, test_id, trial_id))
+            return self._index.get((rater, test_id), {}).get(trial_id)
 
     def count(self) -> int:
         """Number of data rows (all votes, superseded ones included)."""
@@ -698,7 +698,7 @@ class VoteStore:
             self._refresh_locked()
             if vote.vote_id in self._ids:
                 raise BadVote(f"vote {vote.vote_id} is already recorded")
-            prev = self._index.get(vote.key)
+            prev = self._index.get((vote.rater, vote.test_id), {}).get(vote.trial_id)
             if vote.supersedes and (prev is None or prev.vote_id != vote.supersedes):
                 raise BadVote("the vote you are changing is no longer the current one; reload the page and try again")
             if prev is not None and vote.supersedes != prev.vote_id:
@@ -729,7 +729,8 @@ class VoteStore:
             if new_file:
                 _fsync_dir(self.path.parent)
             self._rows += 1
-            self._index[vote.key] = VoteRef(vote.vote_id, vote.time_utc, vote.choice, self._rows + 1)
+            ref = VoteRef(vote.vote_id, vote.time_utc, vote.choice, self._rows + 1)
+            self._index.setdefault((vote.rater, vote.test_id), {})[vote.trial_id] = ref
             self._ids[vote.vote_id] = vote.key
             self._size = (self._size if self._size > 0 else 0) + len(payload)
         return vote
