@@ -11,6 +11,7 @@ import gradio as gr
 from . import blind, catalog_panel, compare, render_panel, results
 from .common import AppContext, role_of
 
+TAB_IDS = ("compare", "blind", "results")
 CSS = """
 .wb-title h1 {margin-bottom: 0}
 .wb-muted {opacity: .75; font-size: .9em}
@@ -44,5 +45,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
 
 
 def _admin_tabs(ctx: AppContext, request: gr.Request):
-    visible = role_of(ctx, request) == "admin"
-    return gr.Tab(visible=visible), gr.Tab(visible=visible), gr.Tabs(selected="compare" if visible else "blind")
+    """Reveal Compare and Results to admins and open the tab the URL names (``?tab=``), else Compare."""
+    if role_of(ctx, request) != "admin":
+        return gr.Tab(visible=False), gr.Tab(visible=False), gr.Tabs(selected="blind")
+    wanted = str(dict(getattr(request, "query_params", None) or {}).get("tab", ""))
+    return gr.Tab(visible=True), gr.Tab(visible=True), gr.Tabs(selected=wanted if wanted in TAB_IDS else "compare")
