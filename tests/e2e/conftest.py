@@ -122,33 +122,64 @@ def pytest_runtest_makereport(item, call):
         item.rep_call = rep
 
 
-@pytest.fixture
-def page(browser, request):
-    """A fresh context + page; screenshot and HTML saved on failure."""
+def _new_page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(30_000)
-    yield pg
+    return pg
+
+
+def _close(request, pages: list, stem: str) -> None:
+    """Save a screenshot and the HTML of each page if the test failed, then close them."""
     rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        stem = request.node.name.replace("/", "_")
-        try:
-            pg.screenshot(path=str(ARTIFACTS / f"{stem}.png"), full_page=True)
-            (ARTIFACTS / f"{stem}.html").write_text(pg.content())
-        except Exception:
-            pass
-    context.close()
+    failed = rep is None or rep.failed
+    for i, pg in enumerate(pages):
+        if failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            name = stem if i == 0 else f"{stem}-{i + 1}"
+            try:
+                pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                (ARTIFACTS / f"{name}.html").write_text(pg.content())
+            except Exception:
+                pass
+        pg.context.close()
 
 
-def login(page, app: RunningApp, who: str) -> None:
-    """Log in through the login form as ``who`` (admin | rater | rater2)."""
+@pytest.fixture
+def page(browser, request):
+    """A fresh context + page; screenshot and HTML saved on failure."""
+    pg = _new_page(browser)
+    yield pg
+    _close(request, [pg], request.node.name.replace("/", "_"))
+
+
+@pytest.fixture
+def new_page(browser, request):
+    """Make more pages, each in its own fresh context (another person); artifacts saved on failure."""
+    pages: list = []
+
+    def make():
+        pages.append(_new_page(browser))
+        return pages[-1]
+
+    yield make
+    _close(request, pages, request.node.name.replace("/", "_") + "-other")
+
+
+def login(page, app: RunningApp, who: str, path: str = "/") -> None:
+    """Log in through the login form as ``who`` (admin | rater | rater2), starting at ``path``.
+
+    Returns once the page has settled: for an admin, when the page-load handler has
+    revealed the admin tabs (so a tab clicked next is not switched away from).
+    """
     user, password = USERS[who]
-    page.goto(app.url + "/")
+    page.goto(app.url + path)
     page.get_by_label("username").fill(user)
     page.get_by_label("password").fill(password)
     page.get_by_role("button", name="Login").click()
     page.get_by_role("tab", name="Blind A/B").wait_for(timeout=60_000)
+    if who == "admin":
+        page.get_by_role("tab", name="Results").wait_for(timeout=60_000)
 
 
 # ---------------------------------------------------------------------------- page helpers
@@ -352,3 +383,51 @@ def dataframe_rows(block) -> list[list[str]]:
             return Object.keys(rows).sort((x, y) => x - y).map(k => rows[k]);
         }"""
     )
+
+
+def event_index(config: dict, button: str, event: str = "click") -> int:
+    """The ``fn_index`` of the ``event`` handler of the button labelled ``button`` in a page config."""
+    comps = {c["id"]: c for c in config["components"]}
+    for i, dep in enumerate(config["dependencies"]):
+        for target, name in dep["targets"]:
+            if name == event and comps.get(target, {}).get("props", {}).get("value") == button:
+                return dep.get("id", i)
+    raise AssertionError(f"no {event} handler on a button labelled {button!r}")
+
+
+_CALL_JS = """
+async ([fn, data]) => {
+  const session = 'e2e' + Math.random().toString(36).slice(2);
+  const join = await fetch('gradio_api/queue/join', {
+    method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({data, fn_index: fn, session_hash: session, event_data: null, trigger_id: null}),
+  });
+  if (!join.ok) return {success: false, joined: join.status, body: await join.text()};
+  const res = await fetch('gradio_api/queue/data?session_hash=' + session);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) return null;
+    buf += dec.decode(value, {stream: true});
+    const lines = buf.split('\\n');
+    buf = lines.pop();
+    for (const line of lines) {
+      if (!line.startsWith('data:')) continue;
+      const msg = JSON.parse(line.slice(5));
+      if (msg.msg === 'process_completed') { reader.cancel(); return msg; }
+    }
+  }
+}
+"""
+
+
+def call_in_page(page, fn_index: int, data: list) -> dict | None:
+    """Run event ``fn_index`` from inside the page, with its login cookie, the way any script could.
+
+    Returns the queue's final message (``{"success": bool, "output": ...}``), or None if the
+    stream ended without one.
+    """
+    return page.evaluate(_CALL_JS, [fn_index, data])
