@@ -543,30 +543,39 @@ def _write_json_atomic(path: Path, data: dict) -> None:
 
 
 class _LevelledCache:
-    """Small LRU of loudness-matched clip arrays, keyed by (path, mtime, target)."""
+    """Loudness-matched clips: the gain that brings each clip to a target is measured once.
 
-    def __init__(self, size: int = 32):
+    Keyed by (path, mtime, size, target); holds one float per clip (LRU of ``size``
+    entries), so a test with hundreds of clips costs a file read per serve, not a
+    loudness measurement.
+    """
+
+    def __init__(self, size: int = 4096):
         self.size = size
-        self._d: OrderedDict = OrderedDict()
+        self._gains: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, path: Path, target_lufs: float) -> np.ndarray:
+        """The clip at :data:`SERVED_SR` Hz, scaled to ``target_lufs`` (peak-limited at -1 dBFS)."""
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size, target_lufs)
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
         y, sr = audio.load(path)
         if sr != SERVED_SR:
             y = audio.resample(y, orig_sr=sr, target_sr=SERVED_SR)
-        y = audio.normalize_loudness(y, SERVED_SR, target_lufs=target_lufs)
-        y.setflags(write=False)
         with self._lock:
-            self._d[key] = y
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return y
+            gain = self._gains.get(key)
+            if gain is not None:
+                self._gains.move_to_end(key)
+        if gain is None:
+            peak = float(np.max(np.abs(y)))
+            levelled = audio.normalize_loudness(y, SERVED_SR, target_lufs=target_lufs)
+            gain = float(np.max(np.abs(levelled))) / peak
+            with self._lock:
+                self._gains[key] = gain
+                while len(self._gains) > self.size:
+                    self._gains.popitem(last=False)
+            return levelled
+        return y * np.float32(gain)
 
 
 _levelled = _LevelledCache()
