@@ -23,8 +23,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['kind']:<12} {r['id']:<{width}}  {r['status']:<11} {r['detail']}")
     bad = [r for r in rows if r["status"] == "unavailable" and r["kind"] in ("checkpoint", "reference")]
-    print(f"\n{cat.path}: valid; {len(cat.checkpoints)} checkpoints, {len(cat.references)} references, "
-          f"{len(cat.sentences)} sentences, {len(cat.enhancements)} enhancement presets")
+    print(
+        f"\n{cat.path}: valid; {len(cat.checkpoints)} checkpoints, {len(cat.references)} references, "
+        f"{len(cat.sentences)} sentences, {len(cat.enhancements)} enhancement presets"
+    )
     if bad:
         print(f"{len(bad)} entries cannot be used now (see above)")
     return 0
