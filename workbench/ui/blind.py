@@ -16,9 +16,7 @@ single render slot, so a long render never delays a vote.
 
 from __future__ import annotations
 
-import functools
 import html
-import inspect
 import logging
 import threading
 from dataclasses import dataclass
@@ -42,7 +40,7 @@ from ..abtest import (
 from ..errors import CatalogError, VoteError, WorkbenchError
 from ..render import RenderRequest
 from ..votes import REASONS, BadVote, VoteStore, check_name
-from .common import AppContext, get_renderer, require_admin, role_of, show_error, username
+from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error, username
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +93,6 @@ def services(ctx: AppContext) -> BlindServices:
 def _clip_path(ctx: AppContext, checkpoint: str, reference: str, sentence: str, preset: str) -> Path:
     req = RenderRequest(checkpoint=checkpoint, reference=reference, sentence=sentence, enhancement=preset)
     return get_renderer(ctx).render(req).path
-
-
-def _bind(fn, *bound):
-    """``fn`` with its first arguments bound, keeping the signature and type hints.
-
-    Gradio finds ``gr.Request`` and ``gr.Progress`` parameters from the handler's
-    signature and type hints, which ``functools.partial`` hides.
-    """
-
-    @functools.wraps(fn)
-    def handler(*args, **kwargs):
-        return fn(*bound, *args, **kwargs)
-
-    sig = inspect.signature(fn)
-    handler.__signature__ = sig.replace(parameters=list(sig.parameters.values())[len(bound) :])
-    return handler
 
 
 class _Errors:
@@ -290,7 +272,7 @@ def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id:
             rater=rater,
             votes=svc.votes,
             plans=svc.plans,
-            clip_path=_bind(_clip_path, ctx),
+            clip_path=bind(_clip_path, ctx),
             served_dir=svc.served_dir,
         )
         shown = session.show_next()
@@ -560,7 +542,7 @@ if (!window.__wbBlind) {
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     """Lay out the Blind A/B tab and wire its events (nothing secret in the layout)."""
     services(ctx)  # open (and if needed recover) the vote store at start-up
-    b = _bind
+    b = bind
     player_opts = {
         "type": "filepath",
         "interactive": False,
