@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -56,3 +57,31 @@ def tiny_enhancer_dir(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_enhancer
 
     return build_tiny_enhancer(tmp_path_factory.mktemp("tiny_enhancer") / "run", seed=0)
+
+
+#: Debian's chromium; Playwright's own browser download does not work offline
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test session (Playwright's sync API allows one per thread)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: run `make setup-dev` (installs Debian's chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # assertions wait longer than the default 5 s on a busy 2-core machine
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

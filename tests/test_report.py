@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -246,26 +245,18 @@ def test_cli_report_as_a_module(votes_csv):
 
 
 @pytest.mark.e2e
-def test_html_report_opens_offline_with_its_charts(votes_csv, tmp_path):
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("chromium is not installed (make setup-dev)")
-    from playwright.sync_api import sync_playwright
-
+def test_html_report_opens_offline_with_its_charts(votes_csv, tmp_path, browser):
     path = report.write_html(report.build_summary(votes_csv, "t1"), tmp_path / "report.html")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[*args, "--disable-sync", "--no-first-run"])
-        try:
-            context = browser.new_context(offline=True)
-            page = context.new_page()
-            requests = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(path.as_uri())
-            sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
-            tables = page.locator("table.wb-table").count()
-        finally:
-            browser.close()
+    context = browser.new_context(offline=True)
+    try:
+        page = context.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+        tables = page.locator("table.wb-table").count()
+    finally:
+        context.close()
     assert len(sizes) == 4 and all(done and width > 300 for done, width in sizes)
     assert tables == len([t for t in report.report_tables(report.build_summary(votes_csv, "t1"))])
     assert all(u.startswith(("file:", "data:")) for u in requests)

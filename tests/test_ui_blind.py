@@ -497,28 +497,16 @@ def test_votes_do_not_wait_for_a_render(local_site, monkeypatch):
 
 
 @pytest.mark.e2e
-def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site):
+def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site, browser):
     """Log in, start, play with A/B keys, vote with 1 and 0, finish; screenshots in test-artifacts/."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
     admin = client(site, "boss")
     test_id = create_and_open(site, admin, "Browser round", references=["surya_1"], sentences=["names"])
     shots = ROOT / "test-artifacts" / "blind"
     shots.mkdir(parents=True, exist_ok=True)
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
     files: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
         page.on("response", lambda r: files.append(r.url) if "gradio_api/file=" in r.url else None)
         page.goto(site.url)
         page.locator("input").nth(0).fill("dan")
@@ -555,7 +543,8 @@ def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site):
         page.wait_for_selector("#wb-done", state="visible")
         page.screenshot(path=str(shots / "4-done.png"), full_page=True)
         assert "Thank you" in page.inner_text("#wb-done")
-        browser.close()
+    finally:
+        context.close()
     df = read_votes(site.ctx.votes_path)
     mine = df[(df["rater"] == "dan") & (df["test_id"] == test_id)]
     assert list(mine["choice"]) == ["A", "none", "none"]

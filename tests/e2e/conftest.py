@@ -6,7 +6,6 @@ saved under ``test-artifacts/e2e/`` next to the test report.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,16 +18,6 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 
-CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 USERS = {"admin": ("ada", "admin-pass-1"), "rater": ("rita", "rater-pass-1"), "rater2": ("ravi", "rater-pass-2")}
 
@@ -100,19 +89,6 @@ def auth_app(tmp_path_factory):
     app = _start_app(tmp_path_factory.mktemp("app-auth"), auth=True)
     yield app
     _stop(app)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: run `make setup-dev` (installs Debian's chromium)")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=15_000)  # assertions wait longer than the default 5 s on a busy 2-core machine
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.hookimpl(hookwrapper=True)
