@@ -23,9 +23,7 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +42,7 @@ from .catalog import (
     reference_audio_path,
 )
 from .errors import ModelUnavailable, RenderError, WorkbenchError
+from .fsutil import atomic_open, write_json_atomic
 from .synth.hashing import model_files_hash, sha256_file
 
 log = logging.getLogger(__name__)
@@ -363,7 +362,7 @@ class Renderer:
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "audio_sha256": _sha256_file(flac),
         }
-        _write_json_atomic(meta, prov)
+        write_json_atomic(meta, prov, indent=1, sort_keys=True, default=_json_default)
         return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov)
 
     def render_many(
@@ -521,29 +520,14 @@ def export_clips(
         if isinstance(result, Clip):
             rel = clip_filename(req)
             dest = out_dir / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".flac")
-            os.close(fd)
-            try:
-                shutil.copyfile(result.path, tmp)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, dest)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_open(dest) as f, open(result.path, "rb") as src:
+                shutil.copyfileobj(src, f)
         rows.append(manifest_row(req, result, rel))
     manifest = out_dir / "manifest.csv"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, manifest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(manifest, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
     return manifest, rows
 
 
@@ -561,20 +545,6 @@ def render_batch(
     """
     results = renderer.render_many(reqs, progress=progress, on_result=on_result)
     return export_clips(reqs, results, Path(out_dir))
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _versions() -> dict:

@@ -22,10 +22,8 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import pickle
 import re
-import tempfile
 import textwrap
 import threading
 import time
@@ -42,6 +40,7 @@ import numpy as np
 from .. import audio
 from ..catalog import Checkpoint, InferenceSettings, Reference, model_dir_problem, reference_audio_path
 from ..errors import AudioError, ModelUnavailable, RenderError
+from ..fsutil import atomic_open
 from .devices import device_lock, resolve_device
 from .hashing import model_files_hash, sha256_file
 
@@ -618,14 +617,5 @@ def _autocast(device: str, enabled: bool):
 def _torch_save_atomic(obj: Any, path: Path) -> None:
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save(obj, f)
