@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_USERS = "users.json"
+#: largest upload accepted (the only upload is an admin's plan YAML, a few KB); without a
+#: limit any logged-in user could fill the server's disk through Gradio's upload route
+MAX_UPLOAD = "1mb"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +87,7 @@ def launch_options(ctx) -> dict:
         "auth_message": "Listening workbench: log in with the name and password you were given.",
         "show_error": False,
         "allowed_paths": [str(served_dir(ctx))],
+        "max_file_size": MAX_UPLOAD,
     }
 
 

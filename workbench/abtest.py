@@ -286,14 +286,14 @@ def parse_plan_yaml(text: str, *, name: str = "plan.yaml") -> PlanSpec:
     try:
         lines = _compose_lines(text)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a date like 2024-13-45, a 5000-digit number
         mark = getattr(e, "problem_mark", None)
         raise CatalogError(
             f"{name}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(e, 'problem', e)}"
         ) from None
     if not isinstance(data, dict):
         raise CatalogError(f"{name}:1: a plan must be a mapping with title, checkpoints, references, sentences")
-    data = dict(data)
+    data = {str(k): v for k, v in data.items()}  # YAML keys may be numbers, dates, null
     if "preset" in data:
         if "presets" in data:
             raise CatalogError(f"{name}:{lines.get(('preset',), 1)}: preset give either preset or presets, not both")

@@ -7,6 +7,7 @@ explicit sample rate ``sr`` in Hz. Loudness follows ITU-R BS.1770-4 (pyloudnorm)
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,22 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 #: a signal whose peak is below this is "silent" (about -90 dBFS)
 SILENCE_PEAK = 10 ** (-90 / 20)
 READ_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+#: libsndfile's note when a WAV's data chunk is shorter than its header says
+_WAV_DATA_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: data sizes a streaming writer leaves when it cannot seek back (not a cut file)
+_WAV_STREAMED_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+def _cut_short(info) -> tuple[float, float] | None:
+    """``(promised_s, present_s)`` when a WAV file ends before its header says, else None."""
+    m = _WAV_DATA_SHORT.search(getattr(info, "extra_info", "") or "")
+    if m is None or info.frames <= 0 or info.samplerate <= 0:
+        return None
+    declared, present = int(m.group(1)), int(m.group(2))
+    if declared <= present or declared in _WAV_STREAMED_SIZES:
+        return None
+    bytes_per_frame = present / info.frames
+    return declared / bytes_per_frame / info.samplerate, info.frames / info.samplerate
 
 
 def _check_array(y: np.ndarray, sr: int, name: str, max_seconds: Seconds) -> None:
@@ -66,7 +83,8 @@ def load(path: Pathlike, *, sr: int | None = None, max_seconds: Seconds = MAX_SE
     """Read wav/flac/mp3/ogg as mono float32, optionally resampled to ``sr`` Hz.
 
     Returns ``(y, sr)``. Raises :class:`AudioError` naming the file for unreadable,
-    empty, silent, NaN/inf, oversized or over-long input.
+    empty, cut short (a WAV whose data ends before its header says), silent, NaN/inf,
+    oversized or over-long input.
     """
     path = Path(path)
     name = path.name
@@ -81,6 +99,12 @@ def load(path: Pathlike, *, sr: int | None = None, max_seconds: Seconds = MAX_SE
         raise AudioError(f"{name}: {size / 1e6:.0f} MB is larger than the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
     try:
         info = sf.info(str(path))
+        cut = _cut_short(info)
+        if cut is not None:
+            raise AudioError(
+                f"{name}: the file is cut short: its header promises {cut[0]:.2f} s of audio, "
+                f"it holds {cut[1]:.2f} s; copy or export it again"
+            )
         if info.frames / max(info.samplerate, 1) > max_seconds:
             raise AudioError(
                 f"{name}: {info.frames / info.samplerate:.1f} s is longer than the {max_seconds:.0f} s limit; "

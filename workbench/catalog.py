@@ -272,7 +272,7 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
     try:
         lines = _compose_lines(text)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a date like 2024-13-45, a 5000-digit number
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         raise CatalogError(f"{fname}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None

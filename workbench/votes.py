@@ -570,15 +570,23 @@ class VoteStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
-                raise VoteError(
-                    f"{self.lock_path}: cannot open the vote lock file ({e}); "
-                    "check that the votes folder exists, is writable and has free space"
-                ) from e
+                fd = self._open_lock_for_reading(e)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
                 os.close(fd)  # closing releases the flock
+
+    def _open_lock_for_reading(self, why: OSError) -> int:
+        """Open an existing lock file read-only (a read-only or full votes folder still lets
+        votes be read; appending then fails on the vote file itself)."""
+        try:
+            return os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            raise VoteError(
+                f"{self.lock_path}: cannot open the vote lock file ({why}); "
+                "check that the votes folder exists, is writable and has free space"
+            ) from why
 
     def recover(self) -> Path | None:
         """Check the file; set an incomplete last row aside into a side file.
@@ -616,14 +624,20 @@ class VoteStore:
         while side.exists():
             n += 1
             side = self.path.with_name(f"{self.path.name}.torn-{stamp}-{n}")
-        with open(side, "wb") as f:
-            f.write(data[cut:])
-            f.flush()
-            os.fsync(f.fileno())
-        with open(self.path, "r+b") as f:
-            f.truncate(cut)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(side, "wb") as f:
+                f.write(data[cut:])
+                f.flush()
+                os.fsync(f.fileno())
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise VoteError(
+                f"{self.path}: {why}, and it cannot be set aside now ({e}); "
+                "make the votes folder writable (free some space) and restart"
+            ) from e
         _fsync_dir(self.path.parent)
         log.warning(
             "%s: %s; moved its %d bytes to %s; the rows before it are intact",
