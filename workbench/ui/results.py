@@ -13,8 +13,6 @@ changed and otherwise sends nothing.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import re
 import tempfile
@@ -27,7 +25,7 @@ import gradio as gr
 
 from .. import report
 from ..errors import WorkbenchError
-from .common import AppContext, require_admin, show_error
+from .common import AppContext, bind, require_admin, show_error
 
 log = logging.getLogger(__name__)
 
@@ -178,22 +176,6 @@ _N_OUTPUTS = 12
 
 
 # --------------------------------------------------------------------------- handlers
-
-
-def bind(fn, ctx: AppContext):
-    """``fn`` with ``ctx`` bound first, keeping the signature and type hints.
-
-    Gradio finds the ``gr.Request`` parameter from the handler's type hints, which
-    ``functools.partial`` hides (the request would arrive as None).
-    """
-
-    @functools.wraps(fn)
-    def handler(*args, **kwargs):
-        return fn(ctx, *args, **kwargs)
-
-    sig = inspect.signature(fn)
-    handler.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
-    return handler
 
 
 def on_load(ctx: AppContext, request: gr.Request):
