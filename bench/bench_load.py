@@ -433,8 +433,15 @@ REFERENCES = ["surya_1", "surya_2", "paul_1", "paul_2"]
 SENTENCES = ["pangram", "numbers", "names", "question", "exclamation", "long", "phone", "emphasis"]
 
 
-def load_test(raters: int, seconds: float, *, work: Path, model: Path | None = None) -> dict:
-    """Run the load test in ``work``; returns its measurements (see the module docstring)."""
+def load_test(
+    raters: int, seconds: float, *, work: Path, model: Path | None = None, tests: int = 2, alone_votes: int = 30
+) -> dict:
+    """Run the load test in ``work``; returns its measurements (see the module docstring).
+
+    ``tests`` blind tests are opened (96 trials each per rater; a rater who finishes one
+    goes on with the next); ``alone_votes`` votes of one rater on the idle app give the
+    baseline latency. ``model``: an XTTS checkpoint folder (default: a tiny one built here).
+    """
     model = model or tiny_model(work)
     root = work / "app"
     config = write_catalog(root, tiny_model=model)
@@ -442,13 +449,13 @@ def load_test(raters: int, seconds: float, *, work: Path, model: Path | None = N
     users = write_users(root, [*names, "solo"])
     app = start_app(root, config, root / "votes" / "votes.csv", users=users)
     try:
-        tests = [open_test(app, "Load test"), open_test(app, "Load test, part 2")]
+        test_ids = [open_test(app, f"Load test, part {k + 1}") for k in range(tests)]
         # Load the model and condition the references, then time fresh clips to size the batch.
         admin = admin_page(app)
         render_batch(admin, checkpoint="tiny", references=REFERENCES, sentences=SENTENCES[-1:], takes=1)
         calib = render_batch(admin, checkpoint="tiny", references=REFERENCES, sentences=SENTENCES[-1:], takes=2)
         per_clip = calib["seconds"] / max(calib["clips"] - len(REFERENCES), 1)
-        alone = run_raters(app, tests, ["solo"], votes_each=30, tag="alone")
+        alone = run_raters(app, test_ids, ["solo"], votes_each=alone_votes, tag="alone")
         # Enough fresh clips to keep the render slot busy for the whole window at idle speed
         # (under load each clip takes longer, so the batch outlasts the window).
         want = max(8, math.ceil(seconds / max(per_clip, 0.02)))
@@ -475,7 +482,7 @@ def load_test(raters: int, seconds: float, *, work: Path, model: Path | None = N
             window["start"] = time.monotonic()
             batch_thread.start()
 
-        crowd = run_raters(app, tests, names, seconds, on_start=go)
+        crowd = run_raters(app, test_ids, names, seconds, on_start=go)
         window["end"] = window["start"] + crowd.seconds
         batch_thread.join(timeout=1800)
         rows = check_rows(app.votes, {**alone.acked, **crowd.acked})

@@ -49,8 +49,22 @@ RATERS = 10
 FLAT = 1.2
 
 
-def soak(clips: int, votes: int, *, work: Path, model: Path | None = None, raters: int = RATERS) -> dict:
-    """Run the soak in ``work``; returns memory figures (KiB) and checks (see the module docstring)."""
+def soak(
+    clips: int,
+    votes: int,
+    *,
+    work: Path,
+    model: Path | None = None,
+    raters: int = RATERS,
+    references: list[str] = REFERENCES,
+    sentences: list[str] = SENTENCES,
+) -> dict:
+    """Run the soak in ``work``; returns memory figures (KiB) and checks (see the module docstring).
+
+    Clips are ``tiny`` renders of ``references`` x ``sentences`` in ever higher takes;
+    the blind tests cover the same references and sentences. ``model``: an XTTS
+    checkpoint folder (default: a tiny one built here).
+    """
     model = model or tiny_model(work)
     root = work / "app"
     config = write_catalog(root, tiny_model=model)
@@ -58,12 +72,12 @@ def soak(clips: int, votes: int, *, work: Path, model: Path | None = None, rater
     users = write_users(root, names)
     app = start_app(root, config, root / "votes" / "votes.csv", users=users)
     try:
-        per_test = 3 * len(REFERENCES) * len(SENTENCES)  # 3 pairs x references x sentences
+        per_test = 3 * len(references) * len(sentences)  # 3 pairs x references x sentences
         n_tests = max(1, math.ceil(votes / raters / per_test) + 1)
-        tests = [open_test(app, f"Soak {k + 1}") for k in range(n_tests)]
+        tests = [open_test(app, f"Soak {k + 1}", references=references, sentences=sentences) for k in range(n_tests)]
         # Warm-up: the model, every reference's conditioning, each rater's page and first votes.
         admin = admin_page(app)  # one admin page runs every batch, as a person would
-        warm = render_batch(admin, checkpoint="tiny", references=REFERENCES, sentences=SENTENCES, takes=1)
+        warm = render_batch(admin, checkpoint="tiny", references=references, sentences=sentences, takes=1)
         warm_votes = run_raters(app, tests, names, votes_each=3, tag="warm")
         rss0, hwm0 = app.rss_kib()
         samples: list[int] = []
@@ -86,11 +100,11 @@ def soak(clips: int, votes: int, *, work: Path, model: Path | None = None, rater
         def render_all() -> None:
             done = 0
             for take in range(1, 21):
-                for sent in SENTENCES:
+                for sent in sentences:
                     if done >= clips:
                         return
                     try:
-                        b = render_batch(admin, checkpoint="tiny", references=REFERENCES, sentences=[sent], takes=take)
+                        b = render_batch(admin, checkpoint="tiny", references=references, sentences=[sent], takes=take)
                     except Exception as e:
                         errors.append(f"render batch: {type(e).__name__}: {e}")
                         return
