@@ -137,9 +137,10 @@ def test_a_disk_fault_while_voting_loses_nothing_and_voting_resumes(site, monkey
         assert site.ctx.extras["blind"].votes.read()["comment"].tolist()[-3:] == [f"{fault} ok {k}" for k in range(3)]
     if fault == "disk full":
         assert inject.hits >= 2
-    message = failed.value.message
-    assert message and "Something went wrong" in message
-    assert str(votes.parent) not in message and "feb1" not in message  # nothing that unblinds or leaks paths
+    message = failed.value.message  # what the rater's page shows
+    assert len(message) > 20 and "Saved" not in message
+    assert str(votes.parent) not in message and "votes.csv" not in message  # no server paths
+    assert not any(ck in message for ck in ("feb1", "apr24", "apr27"))  # nothing that unblinds
     assert page.progress() == (number, total)  # the same trial is still waiting for the vote
     page.vote("B", f"{fault} after", [])  # space is back: the same trial takes the vote
     assert page.progress() == (number + 1, total)
@@ -229,7 +230,7 @@ def test_the_app_killed_mid_test_keeps_every_acknowledged_vote_and_raters_resume
                     return
                 with lock:
                     acked[name].append(f"{name} {k}")
-                    if sum(map(len, acked.values())) >= 12:
+                    if sum(map(len, acked.values())) >= 9:  # fewer than one rater's 12 trials
                         enough.set()
                 k += 1
 
