@@ -11,6 +11,7 @@ on disk, files removed, the loaded model's own ``inference`` method.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import ROOT, free_port
 
 from bench.bench_load import RaterPage, open_test, start_app, write_catalog, write_users
@@ -258,7 +260,7 @@ def test_the_app_killed_mid_test_keeps_every_acknowledged_vote_and_raters_resume
         for name in raters:
             done = len(df[df["rater"] == name])
             page = RaterPage(again, name, [test_id])
-            assert "Welcome back" in page.value("wb-status")
+            assert ("Welcome back" in page.value("wb-status")) == (done > 0)
             assert page.progress() == (done + 1, 12)  # the next trial, not one already answered
             page.vote("A", f"{name} after restart", [])
             assert page.progress() == (done + 2, 12)
@@ -339,10 +341,6 @@ def test_the_blind_test_serves_good_audio_from_a_corrupted_cache(site):
                 clips[(ck, ref, sent)] = normalize_loudness(y, sr, target_lufs=-23)
                 _flip(clip.path)
     page = RaterPage(site, "erin", [site.test_id])
-    import io
-
-    import soundfile as sf
-
     for url in (page.value("wb-audio-a")["url"], page.value("wb-audio-b")["url"]):
         y, sr = sf.read(io.BytesIO(page.pc.fetch(url)), dtype="float32")
         assert sr == SERVED_SR
