@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import audio
 from .catalog import Catalog
 from .errors import CatalogError, VoteError, WorkbenchError
+from .fsutil import write_json_atomic
 from .votes import CHOICES, BadVote, Vote, VoteRef, VoteStore, check_name
 
 log = logging.getLogger(__name__)
@@ -451,7 +452,7 @@ class PlanStore:
 
     def save(self, plan: TestPlan) -> TestPlan:
         with self._lock:
-            _write_json_atomic(self._path(plan.test_id), plan.to_dict())
+            write_json_atomic(self._path(plan.test_id), plan.to_dict(), indent=1)
         return plan
 
     def get(self, test_id: str) -> TestPlan:
@@ -523,22 +524,6 @@ class PlanStore:
             return sched
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------- served audio
 
 
@@ -593,7 +578,7 @@ def serve_clip(clip_path: Pathlike, served_dir: Pathlike, *, target_lufs: float 
     lsb = 1.0 / 32768.0
     dither = (rng.random(y.shape[0], dtype=np.float32) - rng.random(y.shape[0], dtype=np.float32)) * lsb
     out = Path(served_dir) / f"{secrets.token_hex(16)}.wav"
-    audio.write(out, y + dither, SERVED_SR, subtype=SERVED_SUBTYPE)
+    audio.write(out, y + dither, SERVED_SR, subtype=SERVED_SUBTYPE, durable=False)  # throwaway copy
     return out
 
 

@@ -6,15 +6,14 @@ explicit sample rate ``sr`` in Hz. Loudness follows ITU-R BS.1770-4 (pyloudnorm)
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
+from .fsutil import atomic_open
 
 Pathlike = str | Path
 Seconds = float
@@ -96,7 +95,7 @@ def load(path: Pathlike, *, sr: int | None = None, max_seconds: Seconds = MAX_SE
     if size == 0:
         raise AudioError(f"{name}: zero-length file; record or export the clip again")
     if size > MAX_FILE_BYTES:
-        raise AudioError(f"{name}: {size / 1e6:.0f} MB is larger than the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
+        raise AudioError(f"{name}: {size / 2**20:.1f} MiB is larger than the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
     try:
         info = sf.info(str(path))
         cut = _cut_short(info)
@@ -130,11 +129,11 @@ def validate(y: np.ndarray, sr: int, *, name: str = "audio", max_seconds: Second
     return y
 
 
-def write(path: Pathlike, y: np.ndarray, sr: int, *, subtype: str | None = None) -> Path:
+def write(path: Pathlike, y: np.ndarray, sr: int, *, subtype: str | None = None, durable: bool = True) -> Path:
     """Write mono audio atomically (temp file + rename). Format from the extension (.flac/.wav).
 
     FLAC is written as 24-bit PCM by default, WAV as 32-bit float. Samples are clipped
-    to [-1, 1] for integer formats.
+    to [-1, 1] for integer formats. ``durable=False`` skips the fsync (throwaway copies).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -147,18 +146,8 @@ def write(path: Pathlike, y: np.ndarray, sr: int, *, subtype: str | None = None)
     subtype = subtype or ("PCM_24" if fmt == "FLAC" else "FLOAT")
     if subtype.startswith("PCM"):
         y = np.clip(y, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; clips are meant to be shared
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, y, sr, format=fmt, subtype=subtype)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, durable=durable) as f:
+        sf.write(f, y, sr, format=fmt, subtype=subtype)
     return path
 
 

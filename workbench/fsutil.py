@@ -22,10 +22,12 @@ def atomic_open(
     encoding: str | None = None,
     newline: str | None = None,
     file_mode: int = 0o644,
+    durable: bool = True,
 ) -> Iterator:
     """Open a temporary file beside ``path``; on clean exit fsync it and rename it to ``path``.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
+    ``durable=False`` skips the fsync, for throwaway files that only need atomicity.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +37,8 @@ def atomic_open(
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .errors import AuthError
+from .fsutil import atomic_open
 
 Role = Literal["rater", "admin"]
 ROLES: tuple[Role, ...] = ("rater", "admin")
@@ -54,15 +53,9 @@ class UserStore:
             raise AuthError(f"{self.path}: not a valid users file ({e}); fix or remove it") from None
 
     def _write(self, users: dict[str, User]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"users": {u.name: {"role": u.role, "salt": u.salt, "hash": u.hash} for u in users.values()}}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_open(self.path, "w", encoding="utf-8", file_mode=0o600) as f:
             json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
 
     def add(self, name: str, password: str, role: Role = "rater") -> User:
         """Add or update a user (a new salt every time)."""

@@ -20,7 +20,7 @@ CSS = """
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     """Build the whole app (not launched)."""
-    with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as demo:
+    with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.Markdown("# Listening workbench", elem_classes="wb-title")
         # With login, Compare and Results start hidden and the page opens on Blind A/B; the
         # load handler reveals them to admins. (Gradio 6 shows a tab that an update makes

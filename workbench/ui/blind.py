@@ -108,6 +108,10 @@ class _Errors:
 
 
 RATER_TROUBLE = "Something went wrong on the server, so this trial cannot go on; the details are in the server log."
+VOTE_NOT_SAVED = (
+    "Your vote was NOT saved: the server could not write it to disk. Your earlier votes are safe; "
+    "please try the same vote again in a moment."
+)
 
 
 class _RaterErrors(_Errors):
@@ -122,6 +126,9 @@ class _RaterErrors(_Errors):
             return False
         if isinstance(exc, BadVote):
             raise gr.Error(str(exc)) from None
+        if isinstance(exc, VoteError):  # storage trouble (disk full, read-only): the trial can be retried
+            log.error("blind test: vote not saved: %s", exc)
+            raise gr.Error(VOTE_NOT_SAVED) from None
         log.error("blind test: %s: %s", type(exc).__name__, exc, exc_info=not isinstance(exc, WorkbenchError))
         raise gr.Error(RATER_TROUBLE) from None
 
