@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -85,3 +86,15 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def mentions(text: str | bytes, name: str) -> bool:
+    """True when ``name`` occurs in ``text`` as a token of its own.
+
+    A leak check must not fire on a name hidden inside a longer run of letters and
+    digits: "feb1" is valid hex, and Gradio's page config carries hex hashes (component
+    class ids) that differ with the install path and sometimes contain it.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", text) is not None

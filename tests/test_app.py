@@ -100,3 +100,11 @@ def test_share_without_users_refuses(tmp_path, demo_catalog_path):
         timeout=120,
     )
     assert r.returncode == 1 and "no users" in r.stderr and "users add" in r.stderr
+
+
+def test_leak_checks_match_names_as_tokens_not_inside_hashes():
+    from tests.conftest import mentions
+
+    assert not mentions('"component_class_id":"8f84475e091717ffeb1c7e32"', "feb1")
+    assert mentions('{"label": "feb1"}', "feb1") and mentions("/file=/tmp/clip_feb1.wav", "feb1")
+    assert mentions(b"<td>apr24</td>", "apr24") and not mentions("apr245", "apr24")

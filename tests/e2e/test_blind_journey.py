@@ -25,6 +25,7 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import expect
 
+from tests.conftest import mentions
 from tests.e2e.conftest import NetworkLog, choose_many, login
 
 pytestmark = pytest.mark.e2e
@@ -198,7 +199,7 @@ def find_leaks(texts: list[tuple[str, bytes]], secrets: list[str]) -> list[str]:
     found = []
     for where, data in texts:
         for s in secrets:
-            if s.encode() in data:
+            if mentions(data, s):
                 i = data.index(s.encode())
                 found.append(f"{s!r} in {where}: ...{data[max(0, i - 80) : i + 80]!r}...")
     return found
