@@ -34,6 +34,7 @@ from scipy import sparse
 from scipy import stats as sps
 
 from .errors import VoteError
+from .votes import REASONS
 
 #: columns this module needs (a subset of the vote CSV's header)
 REQUIRED_COLUMNS = (
@@ -49,16 +50,8 @@ REQUIRED_COLUMNS = (
     "a_side",
     "choice",
 )
-#: reason tags a rater can attach to a vote
-REASON_TAGS = (
-    "accent",
-    "inflection",
-    "naturalness",
-    "dull/flat",
-    "artifacts",
-    "speaker similarity",
-    "pronunciation",
-)
+#: reason tags a rater can attach to a vote (the vote store's list)
+REASON_TAGS = REASONS
 #: level used for votes without any reason tag in the per-tag breakdown
 NO_REASON = "(no reason)"
 #: significance level used for "settled" and for the votes-needed estimate
