@@ -243,6 +243,12 @@ def _open_tests(ctx: AppContext, rater: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _tests_update(ctx: AppContext, rater: str | None):
+    """The test picker's choices; the only open test comes preselected."""
+    choices = _open_tests(ctx, rater)
+    return gr.update(choices=choices, value=choices[0][1] if len(choices) == 1 else None)
+
+
 def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
     """Page load: who is rating, and the open tests."""
     with _RaterErrors():
@@ -250,10 +256,10 @@ def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
             name = username(ctx, request)
             role_of(ctx, request)
             who = f"Rating as **{html.escape(name)}**."
-            return gr.update(visible=False), who, gr.update(choices=_open_tests(ctx, name), value=None)
+            return gr.update(visible=False), who, _tests_update(ctx, name)
         name = (saved_name or "").strip()
         who = "Type your name, pick a test and press **Start**."
-        return gr.update(visible=True, value=name), who, gr.update(choices=_open_tests(ctx, name), value=None)
+        return gr.update(visible=True, value=name), who, _tests_update(ctx, name)
 
 
 def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
@@ -261,7 +267,7 @@ def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
         name = username(ctx, request) if ctx.auth_enabled else (typed or "").strip()
         if ctx.auth_enabled:
             role_of(ctx, request)
-        return gr.update(choices=_open_tests(ctx, name), value=None)
+        return _tests_update(ctx, name)
 
 
 def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id: str | None, request: gr.Request):
