@@ -25,7 +25,7 @@ import numpy as np
 from . import audio
 from .catalog import EnhancePreset, preset_availability
 from .errors import ModelUnavailable, RenderError
-from .synth.devices import device_lock, resolve_device
+from .synth.devices import device_lock, resolve_device, seeded
 
 #: resemble-enhance's upper limit for the CFM solver's function evaluations
 MAX_NFE = 128
@@ -128,11 +128,9 @@ def enhancer_step(
     run_dir = Path(preset.weights_dir) if preset.weights_dir is not None else None
     dwav = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
     t0 = time.perf_counter()
-    cuda_devices = [torch.device(dev).index or 0] if dev.startswith("cuda") else []
     with device_lock(dev):
         _make_solver_work(_load(run_dir, dev))
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)
+        with seeded(dev, seed):
             if preset.enhance:
                 out, out_sr = enhance(
                     dwav,

@@ -8,6 +8,8 @@ the same GPU at once, whichever tab or batch asked.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import ModelUnavailable
 
@@ -50,3 +52,18 @@ def device_lock(device: str) -> threading.RLock:
     key = "cuda:0" if device == "cuda" else device
     with _GUARD:
         return _LOCKS.setdefault(key, threading.RLock())
+
+
+@contextmanager
+def seeded(device: str, seed: int) -> Iterator[None]:
+    """Run the block with torch seeded to ``seed``, leaving the global RNG state as it was.
+
+    Forks the CPU generator and, on ``cuda``/``cuda:N``, that device's generator, so a
+    seeded render is deterministic without disturbing anyone else's random numbers.
+    """
+    import torch
+
+    cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        yield

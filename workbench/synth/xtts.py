@@ -41,7 +41,7 @@ from .. import audio
 from ..catalog import Checkpoint, InferenceSettings, Reference, model_dir_problem, reference_audio_path
 from ..errors import AudioError, ModelUnavailable, RenderError
 from ..fsutil import atomic_open
-from .devices import device_lock, resolve_device
+from .devices import device_lock, resolve_device, seeded
 from .hashing import model_files_hash, sha256_file
 
 log = logging.getLogger(__name__)
@@ -556,10 +556,8 @@ class XttsBackend:
             chunks = split_sentences(text, loaded.char_limit(lang)) if s.enable_text_splitting else [text.strip()]
             use_fp16 = self.fp16 and device.startswith("cuda")
             wavs = []
-            cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
             try:
-                with torch.random.fork_rng(devices=cuda_devices), _autocast(device, use_fp16):
-                    torch.manual_seed(seed)
+                with seeded(device, seed), _autocast(device, use_fp16):
                     for chunk in chunks:
                         out = loaded.model.inference(
                             chunk,
