@@ -107,7 +107,6 @@ class Clip:
         return audio.load(self.path)
 
 
-_sha256_file = sha256_file
 __all__ = [
     "CLIP_SR",
     "PIPELINE_VERSION",
@@ -226,12 +225,12 @@ class Renderer:
         if avail.source in ("clips", "demo"):
             src = self._clip_file(ck, req, avail.source)
             plan["source_file"] = str(src)
-            plan["source_hash"] = _sha256_file(src)
+            plan["source_hash"] = sha256_file(src)
         else:
             plan["model_hash"] = model_files_hash(ck.model_dir) if ck.model_dir else f"coqui:{ck.base_model}"
             plan["inference"] = ck.inference.model_dump(mode="json")
             ref_path = reference_audio_path(ref)
-            plan["reference_hash"] = _sha256_file(ref_path) if ref_path else f"builtin:{ref.builtin_speaker}"
+            plan["reference_hash"] = sha256_file(ref_path) if ref_path else f"builtin:{ref.builtin_speaker}"
         keyed = {k: v for k, v in plan.items() if k != "source_file"}
         plan["key"] = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=_json_default).encode()).hexdigest()
         return plan
@@ -253,7 +252,7 @@ class Renderer:
             return None
         try:
             prov = json.loads(meta.read_text(encoding="utf-8"))
-            if prov.get("audio_sha256") != _sha256_file(flac):
+            if prov.get("audio_sha256") != sha256_file(flac):
                 raise ValueError("checksum mismatch")
         except (OSError, ValueError) as e:
             log.warning("cache entry %s is corrupt (%s); rendering again", plan["key"][:12], e)
@@ -360,7 +359,7 @@ class Renderer:
             },
             "versions": _versions(),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "audio_sha256": _sha256_file(flac),
+            "audio_sha256": sha256_file(flac),
         }
         write_json_atomic(meta, prov, indent=1, sort_keys=True, default=_json_default)
         return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov)
