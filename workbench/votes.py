@@ -10,7 +10,8 @@ it replaces, and only the latest row per ``(rater, test_id, trial_id)`` counts
 Columns (in this order, see :data:`COLUMNS`): ``vote_id, time_utc, rater, test_id,
 trial_id, reference, sentence_id, checkpoint_a, checkpoint_b, preset_a, preset_b,
 a_side, choice, winner, reasons, comment, played_a_s, played_b_s, decision_s,
-repeat_of, supersedes, app_version``.
+repeat_of, supersedes, app_version, trial_kind, take_a, take_b, fetched_a, fetched_b,
+rater_role``.
 
 - ``checkpoint_a/_b`` and ``preset_a/_b`` are the trial's canonical pair (plan order,
   not screen order); ``a_side`` is the screen slot (``A``/``B``) where ``checkpoint_a``
@@ -21,6 +22,22 @@ repeat_of, supersedes, app_version``.
 - ``played_a_s``/``played_b_s``: seconds listened to each slot; ``decision_s``: seconds
   from trial shown to vote.
 - ``time_utc``: ISO 8601 with ``Z``.
+- ``trial_kind``: ``test`` (counts toward the preference), ``repeat`` (a replay of the
+  trial named in ``repeat_of``: feeds self-consistency, not the preference), ``control``
+  (the same clip on both sides: measures how often a rater "prefers" one of two
+  identical clips) or ``training`` (practice at the start, never counted).
+- ``take_a``/``take_b``: the take (seed index, from 1) of the clip that played for
+  ``checkpoint_a``/``checkpoint_b``; empty when unknown.
+- ``fetched_a``/``fetched_b``: how many times the server delivered the audio of screen
+  slot A/B for this trial before the vote (recorded by the server, not the browser);
+  empty when unknown.
+- ``rater_role``: ``rater`` or ``admin`` (admins' votes are left out of results by default).
+
+Reading (:func:`read_votes`) accepts any file that has :data:`REQUIRED_COLUMNS` in any
+order, for example votes collected in a spreadsheet; the other columns are derived
+(``winner`` from ``choice`` and ``a_side``, ``trial_kind`` from ``repeat_of``) or left
+empty. The store upgrades a file written with an older header in place, once, keeping a
+copy of the original beside it.
 
 Spreadsheet formula injection: a cell starting with ``= + - @`` (or tab / carriage
 return) is written with a leading apostrophe and read back without it. So that the round
@@ -91,7 +108,41 @@ COLUMNS: tuple[str, ...] = (
     "repeat_of",
     "supersedes",
     "app_version",
+    "trial_kind",
+    "take_a",
+    "take_b",
+    "fetched_a",
+    "fetched_b",
+    "rater_role",
 )
+#: the columns a vote file must have (any order); the others are derived or left empty
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "vote_id",
+    "time_utc",
+    "rater",
+    "test_id",
+    "trial_id",
+    "reference",
+    "sentence_id",
+    "checkpoint_a",
+    "checkpoint_b",
+    "preset_a",
+    "preset_b",
+    "a_side",
+    "choice",
+    "reasons",
+    "comment",
+    "played_a_s",
+    "played_b_s",
+    "decision_s",
+    "app_version",
+)
+#: headers written by earlier versions of the store (upgraded in place when the store opens)
+LEGACY_HEADERS: tuple[tuple[str, ...], ...] = (COLUMNS[: COLUMNS.index("app_version") + 1],)
+#: what a trial is for (see the module docstring)
+TRIAL_KINDS: tuple[str, ...] = ("test", "repeat", "control", "training")
+#: who voted
+ROLES: tuple[str, ...] = ("rater", "admin")
 #: reason tags a rater can tick (stored ";"-joined in ``reasons``)
 REASONS: tuple[str, ...] = (
     "accent",
@@ -227,6 +278,12 @@ class Vote:
     repeat_of: str = ""
     supersedes: str = ""
     app_version: str = ""
+    trial_kind: str = "test"
+    take_a: str = ""  # take number as text ("" = unknown)
+    take_b: str = ""
+    fetched_a: str = ""  # server-counted deliveries of slot A's audio ("" = unknown)
+    fetched_b: str = ""
+    rater_role: str = "rater"
 
     @classmethod
     def create(
@@ -251,6 +308,12 @@ class Vote:
         repeat_of: str = "",
         supersedes: str = "",
         app_version: str | None = None,
+        trial_kind: str | None = None,
+        take_a: int | str | None = None,
+        take_b: int | str | None = None,
+        fetched_a: int | None = None,
+        fetched_b: int | None = None,
+        rater_role: str = "rater",
     ) -> Vote:
         """A new vote with a fresh id and time, validated; ``winner`` is derived."""
         if app_version is None:
@@ -286,6 +349,12 @@ class Vote:
             repeat_of=repeat_of or "",
             supersedes=supersedes or "",
             app_version=str(app_version),
+            trial_kind=_trial_kind(trial_kind, repeat_of or ""),
+            take_a=_count(take_a, "take_a", minimum=1),
+            take_b=_count(take_b, "take_b", minimum=1),
+            fetched_a=_count(fetched_a, "fetched_a"),
+            fetched_b=_count(fetched_b, "fetched_b"),
+            rater_role=_role(rater_role),
         )
         return vote
 
@@ -304,6 +373,34 @@ class Vote:
 
 
 assert tuple(f.name for f in fields(Vote)) == COLUMNS
+
+
+def _trial_kind(kind: str | None, repeat_of: str) -> str:
+    if kind is None or kind == "":
+        return "repeat" if repeat_of else "test"
+    if kind not in TRIAL_KINDS:
+        raise BadVote(f"trial_kind must be one of {', '.join(TRIAL_KINDS)}, got {kind!r}")
+    return kind
+
+
+def _role(role: str | None) -> str:
+    role = role or "rater"
+    if role not in ROLES:
+        raise BadVote(f"rater_role must be one of {', '.join(ROLES)}, got {role!r}")
+    return role
+
+
+def _count(value, name: str, *, minimum: int = 0) -> str:
+    """A whole number >= ``minimum`` as text, or ``""`` for unknown (None or empty)."""
+    if value is None or value == "":
+        return ""
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise BadVote(f"{name} must be a whole number, got {value!r}") from None
+    if v < minimum:
+        raise BadVote(f"{name} must be >= {minimum}, got {value!r}")
+    return str(v)
 
 
 def _seconds(value, name: str) -> float:
@@ -378,11 +475,11 @@ def _last_boundary(data: bytes, end: int) -> int:
         pos = nl
 
 
-def find_torn_tail(data: bytes) -> int | None:
+def find_torn_tail(data: bytes, n_fields: int = len(COLUMNS)) -> int | None:
     """Where an incomplete last record starts in CSV bytes ``data``, or None when intact.
 
     Incomplete means: the file does not end with a record-ending line break, or its last
-    record does not have exactly ``len(COLUMNS)`` fields.
+    record does not have exactly ``n_fields`` fields.
     """
     if not data:
         return None
@@ -397,7 +494,7 @@ def find_torn_tail(data: bytes) -> int | None:
             cells = next(csv.reader(io.StringIO(data[start:].decode("utf-8"), newline=""), strict=True))
         except (csv.Error, UnicodeDecodeError, StopIteration):
             return start
-        return None if len(cells) == len(COLUMNS) else start
+        return None if len(cells) == n_fields else start
     return _last_boundary(data, len(data))
 
 
@@ -436,30 +533,66 @@ def read_votes(path: Pathlike) -> pd.DataFrame:
     return _parse(text, str(path))
 
 
+def _header_map(cells: list[str]) -> list[str]:
+    """Column names of a header row; raises naming a missing required or repeated column."""
+    names = [c.strip().lstrip("\ufeff") for c in cells]
+    dupes = sorted({c for c in names if c and names.count(c) > 1})
+    if dupes:
+        raise VoteError(f"row 1: column {dupes[0]!r} appears more than once in the header")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise VoteError(
+            f"row 1: the header lacks the required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; a vote file needs: {', '.join(REQUIRED_COLUMNS)} (any order)"
+        )
+    return names
+
+
+def _complete(rec: dict[str, str]) -> None:
+    """Fill the optional columns a file did not have (derived or empty), in place."""
+    for c in COLUMNS:
+        rec.setdefault(c, "")
+    if rec.get("_no_winner"):
+        try:
+            rec["winner"] = derive_winner(
+                checkpoint_a=rec["checkpoint_a"],
+                checkpoint_b=rec["checkpoint_b"],
+                preset_a=rec["preset_a"],
+                preset_b=rec["preset_b"],
+                a_side=rec["a_side"],
+                choice=rec["choice"],
+            )
+        except VoteError:
+            rec["winner"] = ""  # a_side/choice are reported by the validation
+    if not rec["trial_kind"]:
+        rec["trial_kind"] = "repeat" if rec["repeat_of"] else "test"
+    if not rec["rater_role"]:
+        rec["rater_role"] = "rater"
+
+
 def _parse(text: str, name: str) -> pd.DataFrame:
     rows: list[list[str]] = []
     seen: dict[str, tuple[int, tuple[str, str, str]]] = {}
-    n = len(COLUMNS)
+    header: list[str] = []
     try:
         for row_no, cells in _records(text):
             if row_no == 1:
-                if tuple(c.strip().lstrip("\ufeff") for c in cells) != COLUMNS:
-                    raise VoteError(
-                        f"row 1: the header is not the vote header; expected: {','.join(COLUMNS)}; "
-                        f"got: {','.join(cells)[:300]}"
-                    )
+                header = _header_map(cells)
                 continue
             if not cells:
                 continue  # a blank line
-            if len(cells) != n:
+            if len(cells) != len(header):
                 raise VoteError(
-                    f"row {row_no}: has {len(cells)} fields, expected {n} "
+                    f"row {row_no}: has {len(cells)} fields, expected {len(header)} "
                     "(an incomplete last row is set aside when the app starts; otherwise fix the row)"
                 )
-            cells = [unguard_cell(c) for c in cells]
-            rec = dict(zip(COLUMNS, cells, strict=True))
+            rec = {h: unguard_cell(c) for h, c in zip(header, cells, strict=True) if h in COLUMNS}
+            if "winner" not in rec:
+                rec["_no_winner"] = "1"
+            _complete(rec)
+            rec.pop("_no_winner", None)
             _validate_record(rec, row_no, seen)
-            rows.append(cells)
+            rows.append([rec[c] for c in COLUMNS])
     except VoteError as e:
         raise VoteError(f"{name}: {e}") from None
     if not rows:
@@ -499,6 +632,13 @@ def _validate_record(rec: dict[str, str], row_no: int, seen: dict) -> None:
         normalize_reasons(rec["reasons"])
     except VoteError as e:
         bad("reasons", str(e))
+    if rec["trial_kind"] not in TRIAL_KINDS:
+        bad("trial_kind", f"{rec['trial_kind']!r} is not one of {', '.join(TRIAL_KINDS)}")
+    if rec["rater_role"] not in ROLES:
+        bad("rater_role", f"{rec['rater_role']!r} is not one of {', '.join(ROLES)}")
+    for col, minimum in (("take_a", 1), ("take_b", 1), ("fetched_a", 0), ("fetched_b", 0)):
+        if rec[col] and not (rec[col].isdigit() and int(rec[col]) >= minimum):
+            bad(col, f"{rec[col]!r} is not a whole number >= {minimum} (or empty)")
     for col in NUMERIC:
         try:
             v = float(rec[col])
@@ -605,6 +745,14 @@ class VoteStore:
             return None
         header_end = data.find(b"\n")
         first_line = data[: header_end + 1].rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf")
+        legacy = next((h for h in LEGACY_HEADERS if first_line == ",".join(h).encode("ascii")), None)
+        if header_end >= 0 and legacy is not None:
+            cut = find_torn_tail(data, len(legacy))
+            if cut is not None and cut >= header_end + 1:
+                self._set_aside(data, cut, why="the last row was incomplete (probably a crash while writing)")
+                data = data[:cut]
+            self._upgrade_locked(data, legacy)
+            return None
         if header_end < 0 or first_line != HEADER_BYTES.rstrip(b"\r\n"):
             if HEADER_BYTES.startswith(data):  # a header cut short: nothing was ever acknowledged
                 return self._set_aside(data, 0, why="the header was incomplete")
@@ -616,6 +764,38 @@ class VoteStore:
         if cut is None or cut < header_end + 1:
             return None
         return self._set_aside(data, cut, why="the last row was incomplete (probably a crash while writing)")
+
+    def _upgrade_locked(self, data: bytes, legacy: tuple[str, ...]) -> None:
+        """Rewrite a file with an older header under the current one (new cells derived or
+        empty), atomically; the original is kept as ``<votes>.pre-upgrade-<UTC time>``."""
+        text = data.decode("utf-8")
+        out = [HEADER_BYTES]
+        for row_no, cells in _records(text):
+            if row_no == 1 or not cells:
+                continue
+            rec = dict(zip(legacy, cells, strict=False))
+            _complete(rec)
+            out.append(encode_row({c: rec[c] for c in COLUMNS}))
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup = self.path.with_name(f"{self.path.name}.pre-upgrade-{stamp}")
+        tmp = self.path.with_name(f".{self.path.name}.upgrade.tmp")
+        try:
+            backup.write_bytes(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _write_all(fd, b"".join(out))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise VoteError(
+                f"{self.path}: written by an older version and cannot be upgraded now ({e}); "
+                "make the votes folder writable and restart"
+            ) from e
+        _fsync_dir(self.path.parent)
+        log.warning("%s: upgraded to the current vote columns; the original is kept as %s", self.path, backup)
+        self._size = -1
 
     def _set_aside(self, data: bytes, cut: int, *, why: str) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
