@@ -8,6 +8,9 @@ stand-ins that differ the way the real checkpoints were reported to differ:
 - ``apr24`` : flatter (narrow pitch range), slower and duller (low-passed at 3.2 kHz).
 - ``apr27`` : livelier (wide pitch range, "unnecessary inflections"), slightly faster.
 
+One take is broken on purpose (:data:`BROKEN_TAKE`: a 3 s pause mid-sentence) for the
+quality flags to find.
+
 Each reference id maps to an espeak voice; every checkpoint speaks every catalog
 sentence in that voice. Output: 24 kHz mono 16-bit FLAC (XTTS's output rate), laid out
 as ``demo/clips/<checkpoint>/<reference>/<sentence>.flac`` and
@@ -54,6 +57,10 @@ STYLES = {
     "apr24": {"rate": 148, "range": "x-low", "lowpass": 3200.0},
     "apr27": {"rate": 172, "range": "x-high", "lowpass": None},
 }
+#: a deliberately bad take, like XTTS's occasional ones: a long pause in the middle of the
+#: sentence, so the quality flags (workbench.quality) have something to find in the demo
+BROKEN_TAKE = ("apr27", "surya_2", "names")
+BROKEN_PAUSE_S = 3.0
 
 
 def speak(text: str, voice: str, *, pitch_shift: int = 0, rate: int = 160, prange: str = "medium") -> np.ndarray:
@@ -76,6 +83,22 @@ def finish(y: np.ndarray, *, lowpass: float | None) -> np.ndarray:
     return audio.normalize_loudness(np.concatenate([pad, y, pad]), SR, target_lufs=-20.0)
 
 
+def insert_pause(y: np.ndarray, seconds: float) -> np.ndarray:
+    """Insert ``seconds`` of silence at the quietest 20 ms of the clip's middle third."""
+    hop = int(0.02 * SR)
+    third = len(y) // 3
+    middle = y[third : 2 * third]
+    energy = np.add.reduceat(middle.astype(np.float64) ** 2, np.arange(0, len(middle), hop))
+    at = third + int(np.argmin(energy[:-1])) * hop + hop // 2
+    return np.concatenate([y[:at], np.zeros(int(seconds * SR), dtype=np.float32), y[at:]])
+
+
+def break_take(path: Path) -> None:
+    """Rewrite a demo clip as a bad take (see :data:`BROKEN_TAKE`)."""
+    y, _ = audio.load(path, sr=SR)
+    audio.write(path, insert_pause(y, BROKEN_PAUSE_S), SR, subtype="PCM_16")
+
+
 def main() -> None:
     cat = load_catalog(ROOT.parent / "checkpoints.yaml")
     (ROOT / "references").mkdir(exist_ok=True)
@@ -89,6 +112,9 @@ def main() -> None:
                 out = ROOT / "clips" / ck / ref_id / f"{sid}.flac"
                 audio.write(out, finish(y, lowpass=style["lowpass"]), SR, subtype="PCM_16")
         print(f"{ck}: {len(VOICES) * len(cat.sentences)} clips")
+    ck, ref_id, sid = BROKEN_TAKE
+    break_take(ROOT / "clips" / ck / ref_id / f"{sid}.flac")
+    print(f"{ck}/{ref_id}/{sid}: {BROKEN_PAUSE_S:g} s pause inserted (a deliberately bad take)")
 
 
 if __name__ == "__main__":
