@@ -183,7 +183,7 @@ def bench_memory(models: list[Path], work: Path) -> list[dict]:
 
 def bench_cuda_rtf(model: Path, work: Path, n: int) -> dict:
     """Real-time factor (inference seconds per audio second) on CPU vs CUDA."""
-    from workbench.synth.devices import cuda_available
+    from workbench.devices import cuda_available
 
     if not cuda_available():
         return {

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import pickle
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,10 +16,12 @@ import numpy as np
 import pytest
 from tiny_models import build_tiny_xtts, write_reference, write_tiny_catalog
 
+from workbench import audio
 from workbench.catalog import load_catalog
 from workbench.cli import main as cli
 from workbench.errors import CatalogError, ModelUnavailable, RenderError
-from workbench.render import Clip, Renderer, RenderRequest, expand_matrix
+from workbench.render import Clip, Renderer, RenderPlan, RenderRequest, expand_matrix
+from workbench.synth import ClipFolderBackend, Synthesis, SynthesisBackend
 
 SHORT = RenderRequest("tiny", "ref_a", "short")
 
@@ -139,7 +145,7 @@ def test_custom_text(tiny_catalog):
 
 
 def _key(cat, req=SHORT) -> str:
-    return Renderer(cat).plan(req)["key"]
+    return Renderer(cat).plan(req).key
 
 
 def test_key_depends_on_everything_that_changes_the_samples(tmp_path, tiny_xtts_dir, other_model):
@@ -260,6 +266,52 @@ def test_render_many_reports_each_failure_and_goes_on(tmp_path, tiny_xtts_dir):
     assert isinstance(out[2], CatalogError) and "reference 'nobody' not found" in str(out[2])
     assert isinstance(out[3], RenderError)
     assert seen == reqs and fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 6
+
+
+# ---------------------------------------------------------------------------- backends and plans
+
+
+def test_synth_does_not_import_render():
+    """Backends read plans only; importing them must not pull in the renderer (no import cycle)."""
+    code = "import sys, workbench.synth; assert 'workbench.render' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+class ToneBackend:
+    """A backend of our own: a 220 Hz tone as long as the text has characters (x 10 ms)."""
+
+    name = "xtts"
+
+    def __init__(self):
+        self.plans = []
+
+    def synthesize(self, plan: RenderPlan) -> Synthesis:
+        self.plans.append(plan)
+        return Synthesis(audio.sine(220, sr=16000, seconds=len(plan.text) / 100), 16000, {"backend": "tone"})
+
+
+def test_renderer_uses_the_backends_it_is_given(tiny_catalog):
+    tone = ToneBackend()
+    assert isinstance(tone, SynthesisBackend)
+    r = Renderer(tiny_catalog, backends={"xtts": tone, "clips": ClipFolderBackend()})
+    clip = r.render(SHORT)
+    (plan,) = tone.plans
+    assert plan.key == clip.key and plan.text == "Hello there, this is a test." and plan.seed == 1234
+    assert clip.provenance["backend"] == "tone" and clip.provenance["model_hash"] == plan.model_hash
+    y, sr = clip.load()  # resampled to the cache's rate, 10 ms per character
+    assert sr == 24000 and len(y) == pytest.approx(len(plan.text) * 240, abs=2)
+    assert Renderer(tiny_catalog).plan(SHORT).key == clip.key  # the key does not depend on the backend object
+
+
+def test_a_plan_is_frozen_and_travels(tiny_catalog, demo_catalog):
+    plan = Renderer(tiny_catalog).plan(SHORT)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.seed = 1
+    copy = pickle.loads(pickle.dumps(plan))
+    assert copy == plan and copy.identity == plan.identity and copy.checkpoint.model_dir == plan.checkpoint.model_dir
+    assert plan.backend == "xtts" and plan.reference_file is not None and plan.source_file is None
+    demo = Renderer(demo_catalog).plan(RenderRequest("feb1", "surya_1", "pangram"))
+    assert demo.backend == "clips" and demo.source == "demo" and demo.source_file.is_file() and demo.model_hash is None
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -12,8 +12,8 @@ import pytest
 from tiny_models import TINY_SPEAKERS, build_tiny_xtts, tiny_xtts_vocab, write_reference
 
 from workbench.catalog import Checkpoint, InferenceSettings, Reference
+from workbench.devices import cuda_available, device_lock, resolve_device
 from workbench.errors import AudioError, ModelUnavailable, RenderError
-from workbench.synth.devices import cuda_available, device_lock, resolve_device
 from workbench.synth.xtts import ModelCache, XttsBackend, load_xtts, split_sentences
 
 TEXT = "Hello there, this is a test."
@@ -73,7 +73,7 @@ def test_loads_through_coqui_and_says_text_at_24k(backend, tiny_xtts_dir, ref_wa
     assert loaded.sample_rate == 24000
     assert set(TINY_SPEAKERS) == set(loaded.speakers)
     assert type(loaded.model).__name__ == "Xtts" and not loaded.model.training
-    y, sr, info = backend.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=7)
+    y, sr, info = backend.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=7)
     assert sr == 24000 and y.dtype == np.float32 and y.ndim == 1
     assert len(y) > sr // 4 and np.all(np.isfinite(y)) and np.max(np.abs(y)) > 0
     assert info["seed"] == 7 and info["device"] == "cpu" and len(info["model_files_hash"]) == 64
@@ -83,10 +83,10 @@ def test_same_seed_same_audio_other_seed_other_audio(backend, tiny_xtts_dir, ref
     import torch
 
     c, r = ck(tiny_xtts_dir), rec(ref_wav)
-    a, _, _ = backend.synthesize(c, r, TEXT, language="en", seed=11)
+    a, _, _ = backend.say(c, r, TEXT, language="en", seed=11)
     torch.manual_seed(999)  # the global RNG must not matter
-    b, _, _ = backend.synthesize(c, r, TEXT, language="en", seed=11)
-    d, _, _ = backend.synthesize(c, r, TEXT, language="en", seed=12)
+    b, _, _ = backend.say(c, r, TEXT, language="en", seed=11)
+    d, _, _ = backend.say(c, r, TEXT, language="en", seed=12)
     np.testing.assert_array_equal(a, b)
     assert len(a) != len(d) or not np.allclose(a, d)
 
@@ -97,14 +97,14 @@ def test_synthesis_leaves_the_global_rng_alone(backend, tiny_xtts_dir, ref_wav):
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    backend.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
+    backend.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_long_text_is_synthesised_in_chunks(backend, tiny_xtts_dir, ref_wav):
     text = " ".join(["The committee met after the storm, and the archivist explained everything."] * 5)
-    _, _, split = backend.synthesize(ck(tiny_xtts_dir), rec(ref_wav), text, language="en", seed=1)
-    _, _, whole = backend.synthesize(
+    _, _, split = backend.say(ck(tiny_xtts_dir), rec(ref_wav), text, language="en", seed=1)
+    _, _, whole = backend.say(
         ck(tiny_xtts_dir, enable_text_splitting=False), rec(ref_wav), "Short one.", language="en", seed=1
     )
     assert split["text_chunks"] == 2 and whole["text_chunks"] == 1
@@ -112,7 +112,7 @@ def test_long_text_is_synthesised_in_chunks(backend, tiny_xtts_dir, ref_wav):
 
 def test_unknown_language_is_a_clear_error(backend, tiny_xtts_dir, ref_wav):
     with pytest.raises(RenderError, match=r"language 'ja' is not one of .*en"):
-        backend.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="ja", seed=1)
+        backend.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="ja", seed=1)
 
 
 # ---------------------------------------------------------------------------- conditioning
@@ -123,8 +123,8 @@ def test_conditioning_is_computed_once_and_kept_on_disk(tmp_path, models, tiny_x
 
     cache = tmp_path / "cache"
     first = XttsBackend(cache_dir=cache, device="cpu", max_loaded_models=2, models=models)
-    _, _, info1 = first.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
-    _, _, info2 = first.synthesize(ck(tiny_xtts_dir), rec(ref_wav), "Another sentence.", language="en", seed=1)
+    _, _, info1 = first.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
+    _, _, info2 = first.say(ck(tiny_xtts_dir), rec(ref_wav), "Another sentence.", language="en", seed=1)
     assert (info1["conditioning"], info2["conditioning"]) == ("computed", "cached")
     files = list((cache / "conditioning").rglob("*.pt"))
     assert [f.stem for f in files] == [info1["conditioning_key"]]
@@ -132,41 +132,41 @@ def test_conditioning_is_computed_once_and_kept_on_disk(tmp_path, models, tiny_x
     assert saved["gpt_cond_latent"].shape == (1, 32, 64) and saved["speaker_embedding"].shape == (1, 512, 1)
 
     restarted = XttsBackend(cache_dir=cache, device="cpu", max_loaded_models=2, models=models)
-    _, _, info3 = restarted.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
+    _, _, info3 = restarted.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
     assert info3["conditioning"] == "cached" and restarted.stats["conditioning_computed"] == 0
 
-    _, _, info4 = restarted.synthesize(ck(tiny_xtts_dir, gpt_cond_len=3), rec(ref_wav), TEXT, language="en", seed=1)
+    _, _, info4 = restarted.say(ck(tiny_xtts_dir, gpt_cond_len=3), rec(ref_wav), TEXT, language="en", seed=1)
     assert info4["conditioning"] == "computed" and info4["conditioning_key"] != info1["conditioning_key"]
 
 
 def test_cached_conditioning_gives_the_same_audio(tmp_path, models, tiny_xtts_dir, ref_wav):
     b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", max_loaded_models=2, models=models)
-    a, _, i1 = b.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
-    c, _, i2 = b.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
+    a, _, i1 = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
+    c, _, i2 = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     assert (i1["conditioning"], i2["conditioning"]) == ("computed", "cached")
     np.testing.assert_array_equal(a, c)
 
 
 def test_corrupt_conditioning_file_is_recomputed(tmp_path, models, tiny_xtts_dir, ref_wav):
     b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", max_loaded_models=2, models=models)
-    _, _, info = b.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
+    _, _, info = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     (f,) = (tmp_path / "c" / "conditioning").rglob("*.pt")
     f.write_bytes(b"garbage")
-    _, _, again = b.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
+    _, _, again = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     assert again["conditioning"] == "computed" and again["conditioning_key"] == info["conditioning_key"]
 
 
 def test_too_short_reference_names_the_file(backend, tiny_xtts_dir, tmp_path):
     short = write_reference(tmp_path / "blip.wav", seconds=0.2)
     with pytest.raises(AudioError, match=r"blip\.wav: .*too short"):
-        backend.synthesize(ck(tiny_xtts_dir), rec(short), TEXT, language="en", seed=1)
+        backend.say(ck(tiny_xtts_dir), rec(short), TEXT, language="en", seed=1)
 
 
 def test_builtin_speaker_by_name(backend, tiny_xtts_dir):
     ref = Reference(id="b", builtin_speaker="Other Speaker")
-    y, sr, info = backend.synthesize(ck(tiny_xtts_dir), ref, TEXT, language="en", seed=2)
+    y, sr, info = backend.say(ck(tiny_xtts_dir), ref, TEXT, language="en", seed=2)
     assert info["conditioning"] == "builtin" and len(y) > 0
-    other, _, _ = backend.synthesize(
+    other, _, _ = backend.say(
         ck(tiny_xtts_dir), Reference(id="t", builtin_speaker="Tiny Speaker"), TEXT, language="en", seed=2
     )
     assert len(y) != len(other) or not np.allclose(y, other)
@@ -174,13 +174,13 @@ def test_builtin_speaker_by_name(backend, tiny_xtts_dir):
 
 def test_unknown_builtin_speaker_lists_the_available_ones(backend, tiny_xtts_dir):
     with pytest.raises(RenderError, match=r"'Nobody' is not in .*speakers_xtts\.pth; available: Other Speaker, Tiny"):
-        backend.synthesize(ck(tiny_xtts_dir), Reference(id="x", builtin_speaker="Nobody"), TEXT, language="en", seed=1)
+        backend.say(ck(tiny_xtts_dir), Reference(id="x", builtin_speaker="Nobody"), TEXT, language="en", seed=1)
 
 
 def test_builtin_speaker_without_speakers_file(backend, tmp_path_factory):
     folder = build_tiny_xtts(tmp_path_factory.mktemp("nospk") / "m", seed=0, speakers=None)
     with pytest.raises(RenderError, match=r"needs speakers_xtts\.pth in .*use a recording"):
-        backend.synthesize(ck(folder), Reference(id="x", builtin_speaker="Tiny Speaker"), TEXT, language="en", seed=1)
+        backend.say(ck(folder), Reference(id="x", builtin_speaker="Tiny Speaker"), TEXT, language="en", seed=1)
 
 
 # ---------------------------------------------------------------------------- model cache
@@ -302,10 +302,10 @@ def test_broken_checkpoint_is_model_unavailable_naming_the_file(how, tmp_path, t
     pattern = _break(folder, how)
     b = XttsBackend(cache_dir=tmp_path / "cache", device="cpu", models=ModelCache(limit=1))
     with pytest.raises(ModelUnavailable, match=pattern) as e:
-        b.synthesize(ck(folder), rec(ref_wav), TEXT, language="en", seed=1)
+        b.say(ck(folder), rec(ref_wav), TEXT, language="en", seed=1)
     assert str(folder) in str(e.value)
     # the same backend still serves a good checkpoint afterwards
-    y, _, _ = b.synthesize(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
+    y, _, _ = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
     assert len(y) > 0
 
 

@@ -239,7 +239,7 @@ def forbidden_strings(site: Site) -> list[str]:
     """Names, paths and stable ids that must never reach a rater's browser."""
     from gradio.processing_utils import hash_file
 
-    from workbench.synth.hashing import sha256_file
+    from workbench.hashing import sha256_file
     from workbench.ui.common import get_renderer
 
     cat = site.ctx.catalog
@@ -253,8 +253,9 @@ def forbidden_strings(site: Site) -> list[str]:
                 req = RenderRequest(ck, ref, sent)
                 plan = r.plan(req)
                 clip = r.render(req)
-                src = Path(plan["source_file"])
-                out |= {plan["key"], plan["source_hash"], sha256_file(clip.path), hash_file(clip.path), hash_file(src)}
+                src = plan.source_file
+                out |= {plan.key, plan.identity["source_hash"], sha256_file(clip.path), hash_file(clip.path)}
+                out.add(hash_file(src))
     return sorted(out)
 
 

@@ -6,6 +6,7 @@ explicit sample rate ``sr`` in Hz. Loudness follows ITU-R BS.1770-4 (pyloudnorm)
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -149,6 +150,19 @@ def write(path: Pathlike, y: np.ndarray, sr: int, *, subtype: str | None = None,
     with atomic_open(path, durable=durable) as f:
         sf.write(f, y, sr, format=fmt, subtype=subtype)
     return path
+
+
+def encode_flac(y: np.ndarray, sr: int, *, name: str = "audio") -> bytes:
+    """The bytes of a 24-bit FLAC of mono ``y`` at ``sr`` Hz (what :func:`write` puts in a .flac).
+
+    For clips made on another machine and written to disk elsewhere.
+    """
+    y = to_mono(y)
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: refusing to write NaN or infinite samples")
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_24")
+    return buf.getvalue()
 
 
 def duration(y: np.ndarray, sr: int) -> Seconds:

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import audio
 from .catalog import EnhancePreset, preset_availability
+from .devices import device_lock, resolve_device, seeded
 from .errors import ModelUnavailable, RenderError
-from .synth.devices import device_lock, resolve_device, seeded
 
 #: resemble-enhance's upper limit for the CFM solver's function evaluations
 MAX_NFE = 128

@@ -25,9 +25,8 @@ import json
 import logging
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ import numpy as np
 from . import audio
 from .catalog import (
     Catalog,
-    Checkpoint,
     EnhancePreset,
     checkpoint_availability,
     preset_availability,
@@ -43,44 +41,20 @@ from .catalog import (
 )
 from .errors import ModelUnavailable, RenderError, WorkbenchError
 from .fsutil import atomic_open, write_json_atomic
-from .synth.hashing import model_files_hash, sha256_file
+from .hashing import model_files_hash, sha256_file
+from .pipeline import CLIP_SR, Produced, produce
+from .renderplan import RenderPlan, RenderRequest, content_key, json_default
+from .synth import ClipFolderBackend, SynthesisBackend, default_backends
 
 log = logging.getLogger(__name__)
 
 #: bump when the rendering pipeline changes in a way that changes output samples
 PIPELINE_VERSION = "2"
-#: sample rate of every clip in the cache (XTTS's native rate)
-CLIP_SR = 24000
 
 #: most takes one request can have
 MAX_TAKES = 1000
 
 Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """What to render. ``text`` overrides the sentence's text (custom text)."""
-
-    checkpoint: str
-    reference: str
-    sentence: str | None = None  # sentence id from the catalog
-    enhancement: str = "none"  # enhancement preset name
-    take: int = 1  # take n uses seed + n - 1
-    text: str | None = None  # custom text instead of a catalog sentence
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RenderRequest:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-    def label(self) -> str:
-        what = self.sentence or "custom text"
-        extra = "" if self.enhancement == "none" else f" +{self.enhancement}"
-        take = "" if self.take == 1 else f" take {self.take}"
-        return f"{self.checkpoint} · {self.reference} · {what}{extra}{take}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +85,7 @@ __all__ = [
     "CLIP_SR",
     "PIPELINE_VERSION",
     "Clip",
+    "RenderPlan",
     "RenderRequest",
     "Renderer",
     "expand_matrix",
@@ -135,12 +110,6 @@ def enhancer_hash(preset: EnhancePreset) -> str | None:
     return h.hexdigest()
 
 
-def _json_default(o):
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
-
-
 class Renderer:
     """Renders :class:`RenderRequest` s to cached :class:`Clip` s. Thread-safe.
 
@@ -149,15 +118,34 @@ class Renderer:
     catalog : the catalog requests refer to
     cache_dir : where clips live (default: ``catalog.settings.cache_dir``)
     device : ``auto`` | ``cpu`` | ``cuda`` for model backends
+    backends : synthesis backends by name (default: :func:`workbench.synth.default_backends`:
+        ``xtts`` with this cache and device, and ``clips``)
     """
 
-    def __init__(self, catalog: Catalog, *, cache_dir: Path | None = None, device: str | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        cache_dir: Path | None = None,
+        device: str | None = None,
+        backends: Mapping[str, SynthesisBackend] | None = None,
+    ):
         self.catalog = catalog
         self.cache_dir = Path(cache_dir or catalog.settings.cache_dir)
         self.device = device or catalog.settings.device
         self._key_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.backends: dict[str, object] = {}  # model backends by name, created on first use
+        settings = catalog.settings
+        self.backends: dict[str, SynthesisBackend] = dict(
+            backends
+            if backends is not None
+            else default_backends(
+                cache_dir=self.cache_dir,
+                device=self.device,
+                fp16=settings.fp16,
+                max_loaded_models=settings.max_loaded_models,
+            )
+        )
         self.stats = {"hits": 0, "renders": 0}  # served from the cache / rendered fresh
 
     # ------------------------------------------------------------------ resolution
@@ -175,24 +163,8 @@ class Renderer:
         s = self.catalog.sentence(req.sentence)
         return s.text, s.language
 
-    def _clip_file(self, ck: Checkpoint, req: RenderRequest, source: str) -> Path:
-        folder = ck.clips_dir if source == "clips" else ck.demo_dir
-        if req.sentence is None:
-            raise RenderError(
-                f"{req.checkpoint} has no model files, only pre-rendered clips, so it cannot say custom text; "
-                f"put an XTTS checkpoint in {ck.model_dir}"
-            )
-        for ext in audio.READ_EXTENSIONS:
-            p = folder / req.reference / f"{req.sentence}{ext}"
-            if p.is_file():
-                return p
-        raise RenderError(
-            f"{req.checkpoint}: no clip for reference {req.reference!r} and sentence {req.sentence!r} "
-            f"in {folder} (expected {folder / req.reference / (req.sentence + '.flac')})"
-        )
-
-    def plan(self, req: RenderRequest) -> dict:
-        """Everything that determines the output samples, plus its content key.
+    def plan(self, req: RenderRequest) -> RenderPlan:
+        """Resolve ``req``: everything that determines the output samples, plus its content key.
 
         Raises :class:`RenderError` / :class:`CatalogError` for unknown ids or missing
         sources, before any heavy work.
@@ -209,7 +181,10 @@ class Renderer:
         preset_avail = preset_availability(preset)
         if not preset_avail.ok:
             raise ModelUnavailable(f"preset {preset.name!r} is unavailable: {preset_avail.reason}")
-        plan: dict = {
+        seed = ck.inference.seed + req.take - 1
+        # the key hashes exactly these fields; their names and values must stay stable,
+        # or every cached clip renders again (bump PIPELINE_VERSION on purpose instead)
+        identity: dict = {
             "pipeline": PIPELINE_VERSION,
             "checkpoint": ck.name,
             "source": avail.source,
@@ -217,23 +192,38 @@ class Renderer:
             "text": text,
             "language": language,
             "take": req.take,
-            "seed": ck.inference.seed + req.take - 1,
+            "seed": seed,
             "preset": preset.model_dump(mode="json", exclude={"weights_dir"}),
         }
         if preset.uses_enhancer:
-            plan["enhancer_hash"] = enhancer_hash(preset)
+            identity["enhancer_hash"] = enhancer_hash(preset)
+        source_file = ref_path = None
         if avail.source in ("clips", "demo"):
-            src = self._clip_file(ck, req, avail.source)
-            plan["source_file"] = str(src)
-            plan["source_hash"] = sha256_file(src)
+            backend = ClipFolderBackend.name
+            source_file = ClipFolderBackend.clip_file(ck, avail.source, req.reference, req.sentence)
+            identity["source_hash"] = sha256_file(source_file)
         else:
-            plan["model_hash"] = model_files_hash(ck.model_dir) if ck.model_dir else f"coqui:{ck.base_model}"
-            plan["inference"] = ck.inference.model_dump(mode="json")
+            backend = ck.backend
+            identity["model_hash"] = model_files_hash(ck.model_dir) if ck.model_dir else f"coqui:{ck.base_model}"
+            identity["inference"] = ck.inference.model_dump(mode="json")
             ref_path = reference_audio_path(ref)
-            plan["reference_hash"] = sha256_file(ref_path) if ref_path else f"builtin:{ref.builtin_speaker}"
-        keyed = {k: v for k, v in plan.items() if k != "source_file"}
-        plan["key"] = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=_json_default).encode()).hexdigest()
-        return plan
+            identity["reference_hash"] = sha256_file(ref_path) if ref_path else f"builtin:{ref.builtin_speaker}"
+        return RenderPlan(
+            request=req,
+            key=content_key(identity),
+            backend=backend,
+            source=avail.source,
+            checkpoint=ck,
+            reference=ref,
+            preset=preset,
+            text=text,
+            language=language,
+            seed=seed,
+            device=self.device,
+            identity=identity,
+            source_file=source_file,
+            reference_file=ref_path,
+        )
 
     # ------------------------------------------------------------------ cache
 
@@ -243,11 +233,10 @@ class Renderer:
 
     def cached(self, req: RenderRequest) -> Clip | None:
         """The cached clip for ``req`` if present and intact, else None."""
-        plan = self.plan(req)
-        return self._read_cached(req, plan)
+        return self._read_cached(self.plan(req))
 
-    def _read_cached(self, req: RenderRequest, plan: dict) -> Clip | None:
-        flac, meta = self._paths(plan["key"])
+    def _read_cached(self, plan: RenderPlan) -> Clip | None:
+        flac, meta = self._paths(plan.key)
         if not (flac.is_file() and meta.is_file()):
             return None
         try:
@@ -255,11 +244,22 @@ class Renderer:
             if prov.get("audio_sha256") != sha256_file(flac):
                 raise ValueError("checksum mismatch")
         except (OSError, ValueError) as e:
-            log.warning("cache entry %s is corrupt (%s); rendering again", plan["key"][:12], e)
+            log.warning("cache entry %s is corrupt (%s); rendering again", plan.key[:12], e)
             flac.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
             return None
-        return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov, from_cache=True)
+        return Clip(path=flac, key=plan.key, request=plan.request, source=plan.source, provenance=prov, from_cache=True)
+
+    def store(self, plan: RenderPlan, produced: Produced) -> Clip:
+        """Write a finished clip into the cache (FLAC first, then the sidecar that vouches for it)."""
+        if produced.provenance.get("key") != plan.key:
+            raise RenderError(f"{plan.label}: a clip for another key came back; not cached")
+        flac, meta = self._paths(plan.key)
+        with atomic_open(flac) as f:
+            f.write(produced.flac)
+        prov = {**produced.provenance, "audio_sha256": sha256_file(flac)}
+        write_json_atomic(meta, prov, indent=1, sort_keys=True, default=json_default)
+        return Clip(path=flac, key=plan.key, request=plan.request, source=plan.source, provenance=prov)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -270,12 +270,12 @@ class Renderer:
     def render(self, req: RenderRequest) -> Clip:
         """Render ``req`` (or return it from the cache). Same key at once: work done once."""
         plan = self.plan(req)
-        with self._lock_for(plan["key"]):
-            hit = self._read_cached(req, plan)
+        with self._lock_for(plan.key):
+            hit = self._read_cached(plan)
             if hit is not None:
                 self._count("hits")
                 return hit
-            clip = self._render_fresh(req, plan)
+            clip = self.store(plan, produce(plan, self.backends))
             self._count("renders")
             return clip
 
@@ -287,7 +287,7 @@ class Renderer:
 
     def has_take(self, req: RenderRequest, take: int) -> bool:
         """True when take ``take`` of ``req`` is in the cache."""
-        flac, meta = self._paths(self.plan(_with_take(req, take))["key"])
+        flac, meta = self._paths(self.plan(req.with_take(take)).key)
         return flac.is_file() and meta.is_file()
 
     def next_take(self, req: RenderRequest) -> int:
@@ -301,8 +301,7 @@ class Renderer:
         """Every cached take of ``req``, in take order (stops at the first gap)."""
         out = []
         for take in range(1, MAX_TAKES + 1):
-            r = _with_take(req, take)
-            clip = self._read_cached(r, self.plan(r))
+            clip = self._read_cached(self.plan(req.with_take(take)))
             if clip is None:
                 break
             out.append(clip)
@@ -315,54 +314,12 @@ class Renderer:
         does not change with the seed.
         """
         plan = self.plan(req)
-        if plan["source"] not in ("model", "base_model"):
+        if plan.source not in ("model", "base_model"):
             raise RenderError(
-                f"{req.checkpoint} plays pre-rendered {plan['source']} clips, so a new take would sound the same; "
+                f"{req.checkpoint} plays pre-rendered {plan.source} clips, so a new take would sound the same; "
                 "put the checkpoint's XTTS files in its model_dir to render new takes"
             )
-        return self.render(_with_take(req, self.next_take(req)))
-
-    def _synthesize(self, req: RenderRequest, plan: dict) -> tuple[np.ndarray, int, dict]:
-        """Raw audio from the plan's source: ``(y, sr, extra provenance)``."""
-        if plan["source"] in ("clips", "demo"):
-            y, sr = audio.load(plan["source_file"])
-            return y, sr, {"source_file": Path(plan["source_file"]).name}
-        from .synth import synthesize_for  # model backends load lazily (torch, TTS)
-
-        return synthesize_for(self, req, plan)
-
-    def _render_fresh(self, req: RenderRequest, plan: dict) -> Clip:
-        from .enhance import apply_preset
-
-        t0 = time.perf_counter()
-        y, sr, extra = self._synthesize(req, plan)
-        t1 = time.perf_counter()
-        y = audio.validate(y, sr, name=req.label())
-        if sr != CLIP_SR:
-            y = audio.resample(y, orig_sr=sr, target_sr=CLIP_SR)
-        preset = self.catalog.enhancement(req.enhancement)
-        y, enh_info = apply_preset(y, CLIP_SR, preset, device=self.device, seed=plan["seed"])
-        t2 = time.perf_counter()
-        flac, meta = self._paths(plan["key"])
-        audio.write(flac, y, CLIP_SR)
-        prov = {
-            **{k: v for k, v in plan.items() if k not in ("source_file",)},
-            **extra,
-            **enh_info,
-            "request": req.to_dict(),
-            "sample_rate": CLIP_SR,
-            "duration_s": round(len(y) / CLIP_SR, 4),
-            "timings_s": {
-                "synthesis": round(t1 - t0, 4),
-                "enhance": round(t2 - t1, 4),
-                **extra.pop("synth_timings_s", {}),
-            },
-            "versions": _versions(),
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "audio_sha256": sha256_file(flac),
-        }
-        write_json_atomic(meta, prov, indent=1, sort_keys=True, default=_json_default)
-        return Clip(path=flac, key=plan["key"], request=req, source=plan["source"], provenance=prov)
+        return self.render(req.with_take(self.next_take(req)))
 
     def render_many(
         self,
@@ -397,10 +354,6 @@ class Renderer:
         if progress:
             progress(1.0, "done")
         return out
-
-
-def _with_take(req: RenderRequest, take: int) -> RenderRequest:
-    return RenderRequest(**{**req.to_dict(), "take": take})
 
 
 # ---------------------------------------------------------------------------- batches
@@ -544,18 +497,3 @@ def render_batch(
     """
     results = renderer.render_many(reqs, progress=progress, on_result=on_result)
     return export_clips(reqs, results, Path(out_dir))
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("numpy", "soundfile", "pyloudnorm", "torch", "coqui-tts", "resemble-enhance"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    from . import __version__
-
-    out["workbench"] = __version__
-    return out

@@ -1,54 +1,36 @@
-"""Synthesis backends. One file per backend behind :func:`synthesize_for`.
+"""Synthesis backends: one file per backend behind :class:`SynthesisBackend`.
 
+- :mod:`.base`: the interface (``synthesize(plan) -> Synthesis``)
 - :mod:`.xtts`: Coqui XTTS v2 checkpoints (model LRU, conditioning cache, seeds)
-- :mod:`.devices`: device resolution and the one-model-call-per-device lock
-- :mod:`.hashing`: content hashes of model and audio files
+- :mod:`.clips`: pre-rendered clips (a checkpoint's ``clips_dir`` or bundled demo clips)
 
-Importing this package is cheap: torch and Coqui TTS load on first synthesis.
+A backend reads only the :class:`~workbench.renderplan.RenderPlan` it is given and
+never imports :mod:`workbench.render`. Importing this package is cheap: torch and
+Coqui TTS load on first synthesis.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-import numpy as np
+from .base import Synthesis, SynthesisBackend
+from .clips import ClipFolderBackend
+from .xtts import XttsBackend
 
-from ..errors import RenderError
-
-if TYPE_CHECKING:
-    from ..render import Renderer, RenderRequest
-    from .xtts import XttsBackend
-
-_GUARD = threading.Lock()
+__all__ = ["ClipFolderBackend", "Synthesis", "SynthesisBackend", "XttsBackend", "default_backends"]
 
 
-def xtts_backend(renderer: Renderer) -> XttsBackend:
-    """The renderer's XTTS backend (created on first use, then shared by its threads)."""
-    with _GUARD:
-        backend = renderer.backends.get("xtts")
-        if backend is None:
-            from .xtts import XttsBackend
+def default_backends(
+    *, cache_dir: Path, device: str = "auto", fp16: bool = False, max_loaded_models: int = 1
+) -> dict[str, SynthesisBackend]:
+    """The standard backends by name: ``xtts`` (model files) and ``clips`` (pre-rendered).
 
-            settings = renderer.catalog.settings
-            backend = XttsBackend(
-                cache_dir=renderer.cache_dir,
-                device=renderer.device,
-                fp16=settings.fp16,
-                max_loaded_models=settings.max_loaded_models,
-            )
-            renderer.backends["xtts"] = backend
-        return backend
-
-
-def synthesize_for(renderer: Renderer, req: RenderRequest, plan: dict) -> tuple[np.ndarray, int, dict]:
-    """Synthesize ``req`` with the model backend its checkpoint names.
-
-    Returns ``(y, sr, provenance)``: mono float32 samples, their rate in Hz, and what
-    the backend did (model hash, device, seed, conditioning, timings).
+    ``cache_dir`` holds XTTS's conditioning latents; ``device`` is ``auto`` | ``cpu`` |
+    ``cuda``; ``max_loaded_models`` sizes the process's model LRU.
     """
-    ck = renderer.catalog.checkpoint(req.checkpoint)
-    if ck.backend != "xtts":
-        raise RenderError(f"{ck.name}: backend {ck.backend!r} has no model synthesis; give it clips_dir instead")
-    ref = renderer.catalog.reference(req.reference)
-    return xtts_backend(renderer).synthesize(ck, ref, plan["text"], language=plan["language"], seed=plan["seed"])
+    return {
+        XttsBackend.name: XttsBackend(
+            cache_dir=cache_dir, device=device, fp16=fp16, max_loaded_models=max_loaded_models
+        ),
+        ClipFolderBackend.name: ClipFolderBackend(),
+    }

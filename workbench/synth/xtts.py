@@ -33,16 +33,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import audio
 from ..catalog import Checkpoint, InferenceSettings, Reference, model_dir_problem, reference_audio_path
+from ..devices import device_lock, resolve_device, seeded
 from ..errors import AudioError, ModelUnavailable, RenderError
 from ..fsutil import atomic_open
-from .devices import device_lock, resolve_device, seeded
-from .hashing import model_files_hash, sha256_file
+from ..hashing import model_files_hash, sha256_file
+from ..renderplan import RenderPlan
+from .base import Synthesis
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +362,10 @@ MODELS = ModelCache(limit=1)
 class XttsBackend:
     """Synthesize catalog requests with XTTS v2. Thread-safe; one synthesis per device at a time.
 
+    :meth:`synthesize` serves a :class:`~workbench.renderplan.RenderPlan` (the
+    :class:`~workbench.synth.base.SynthesisBackend` interface); :meth:`say` is the same
+    with the checkpoint, reference and text given directly.
+
     Parameters
     ----------
     cache_dir : where conditioning latents are kept (``<cache_dir>/conditioning``)
@@ -369,6 +375,8 @@ class XttsBackend:
     models : a private :class:`ModelCache` (default: the process-wide :data:`MODELS`)
     base_models_dir : where Coqui's model manager keeps base models (default: Coqui's)
     """
+
+    name: ClassVar[str] = "xtts"
 
     cache_dir: Path
     device: str = "auto"
@@ -461,8 +469,13 @@ class XttsBackend:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def conditioning(self, loaded: LoadedXtts, ref: Reference, s: InferenceSettings) -> tuple[Any, Any, dict]:
+    def conditioning(
+        self, loaded: LoadedXtts, ref: Reference, s: InferenceSettings, reference_file: Path | None = None
+    ) -> tuple[Any, Any, dict]:
         """``(gpt_cond_latent, speaker_embedding, info)`` for ``ref``.
+
+        ``reference_file`` is the recording to use (default: ``ref``'s own file, found by
+        path); a cluster worker passes the copy the head sent it.
 
         ``gpt_cond_latent`` is ``(1, n_latents, gpt_channels)``; ``speaker_embedding``
         ``(1, d_vector, 1)``. Built-in speakers come from ``speakers_xtts.pth``; recordings
@@ -473,7 +486,7 @@ class XttsBackend:
 
         if ref.builtin_speaker:
             return self._builtin(loaded, ref)
-        path = reference_audio_path(ref)
+        path = Path(reference_file) if reference_file is not None else reference_audio_path(ref)
         if path is None:
             raise RenderError(f"reference {ref.id}: no audio file ({ref.audio} is missing); put the recording there")
         key = self.conditioning_key(loaded, path, s)
@@ -526,8 +539,25 @@ class XttsBackend:
 
     # -------------------------------------------------------------- synthesis
 
-    def synthesize(
-        self, ck: Checkpoint, ref: Reference, text: str, *, language: str, seed: int
+    def synthesize(self, plan: RenderPlan) -> Synthesis:
+        """Raw audio for ``plan`` (its checkpoint, reference, text, language and seed)."""
+        ck = plan.checkpoint
+        if ck.backend != "xtts":
+            raise RenderError(f"{ck.name}: backend {ck.backend!r} has no model synthesis; give it clips_dir instead")
+        y, sr, info = self.say(
+            ck, plan.reference, plan.text, language=plan.language, seed=plan.seed, reference_file=plan.reference_file
+        )
+        return Synthesis(y, sr, info)
+
+    def say(
+        self,
+        ck: Checkpoint,
+        ref: Reference,
+        text: str,
+        *,
+        language: str,
+        seed: int,
+        reference_file: Path | None = None,
     ) -> tuple[np.ndarray, int, dict]:
         """Say ``text`` in ``ref``'s voice with checkpoint ``ck``.
 
@@ -545,7 +575,7 @@ class XttsBackend:
             was_loaded = self.model_key(ck, device) in self.models.keys()
             loaded = self.load(ck, device)
             t1 = time.perf_counter()
-            gpt_cond_latent, speaker_embedding, cond_info = self.conditioning(loaded, ref, s)
+            gpt_cond_latent, speaker_embedding, cond_info = self.conditioning(loaded, ref, s, reference_file)
             t2 = time.perf_counter()
             lang = language.split("-")[0]
             if language not in loaded.languages and lang not in loaded.languages:

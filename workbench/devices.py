@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import ModelUnavailable
+from .errors import ModelUnavailable
 
 _LOCKS: dict[str, threading.RLock] = {}
 _GUARD = threading.Lock()
