@@ -17,6 +17,7 @@ from workbench.abtest import (
     PlanSpec,
     PlanStore,
     RaterSession,
+    ServedFiles,
     check_renderable,
     draw_schedule,
     make_plan,
@@ -92,11 +93,14 @@ def test_preset_comparison_plan(catalog):
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"checkpoints": ["feb1", "nope"]}, r"checkpoints: 'nope' not found; available: feb1, apr24, apr27"),
+        ({"checkpoints": ["feb1", "nope"]}, r"checkpoints.1: 'nope' not found; available: feb1, apr24, apr27"),
         ({"checkpoints": ["feb1"]}, r"pick at least two checkpoints"),
         ({"checkpoints": ["feb1", "feb1"]}, r"'feb1' listed twice"),
         ({"presets": ["none", "quiet"]}, r"comparing presets needs exactly one checkpoint"),
-        ({"references": ["zed"]}, r"references: 'zed' not found"),
+        ({"references": ["zed"]}, r"references.0: 'zed' not found"),
+        ({"question": "Is apr24 duller?"}, r"question: .* names 'apr24'"),
+        ({"trials_per_rater": 7}, r"7 does not divide evenly over the 3 pairs; pick 6 or 9"),
+        ({"raters": 3, "trials_per_rater": 6}, r"give either raters .* or trials_per_rater"),
         ({"title": "feb1 against the rest"}, r"title: .* names 'feb1'; raters see the title"),
         ({"title": "APR27 check"}, r"names 'apr27'"),
         ({"repeats": 13}, r"repeats: 13 is more than the 12 trials"),
@@ -147,35 +151,44 @@ def test_schedule_is_per_rater_reproducible_and_counterbalanced(catalog):
 
 def test_sides_are_balanced_over_many_raters(catalog):
     plan = make_plan(catalog, spec(sentences=["pangram"], references=["surya_1"]))  # 3 trials: odd per pair
-    total = Counter(s.a_side for r in range(200) for s in draw_schedule(plan, f"r{r}").trials)
-    assert abs(total["A"] - total["B"]) < 60  # 600 draws, fair coin per pair
+    total = Counter(s.a_side for r in range(200) for s in draw_schedule(plan, f"r{r}", slot=r).trials)
+    assert total["A"] == total["B"] == 300  # the odd trial of each pair goes to A and B in turn
 
 
-def test_repeats_swap_sides_and_come_later(catalog):
+def test_repeats_come_later_some_on_the_same_side(catalog):
     plan = make_plan(catalog, spec(repeats=3))
     assert plan.per_rater == 15
-    for rater in ("ann", "bob", "cy"):
-        sched = draw_schedule(plan, rater)
+    same = swapped = 0
+    for slot, rater in enumerate(("ann", "bob", "cy")):
+        sched = draw_schedule(plan, rater, slot=slot)
         pos = {s.trial.trial_id: s for s in sched.trials}
         reps = [s for s in sched.trials if s.trial.repeat_of]
         assert len(sched.trials) == 15 and len(reps) == 3
+        assert len({r.trial.pair for r in reps}) == 3  # one per pair: spread evenly
         for r in reps:
             orig = pos[r.trial.repeat_of]
-            assert r.trial.trial_id == orig.trial.trial_id + "r"
-            assert r.a_side != orig.a_side and r.trial.pair == orig.trial.pair
+            assert r.trial.trial_id == orig.trial.trial_id + "r" and r.trial.kind == "repeat"
+            assert r.trial.pair == orig.trial.pair
             assert r.position > orig.position
+            same += r.a_side == orig.a_side
+            swapped += r.a_side != orig.a_side
+    assert same == 3 and swapped == 6  # a third keep their sides
 
 
 def test_trials_per_rater_stays_balanced_over_pairs(catalog):
-    plan = make_plan(catalog, spec(sentences=["pangram", "names", "question"], trials_per_rater=7))
-    assert len(plan.trials) == 18 and plan.per_rater == 7
+    plan = make_plan(catalog, spec(sentences=["pangram", "names", "question"], trials_per_rater=6))
+    assert len(plan.trials) == 18 and plan.per_rater == 6 and plan.raters == 6  # 2 raters per trial need 6
     coverage = Counter()
-    for r in range(30):
-        sched = draw_schedule(plan, f"r{r}")
+    for r in range(6):
+        sched = draw_schedule(plan, f"r{r}", slot=r)
         per_pair = Counter(s.trial.pair for s in sched.trials)
-        assert len(sched.trials) == 7 and max(per_pair.values()) - min(per_pair.values()) <= 1
+        assert len(sched.trials) == 6 and set(per_pair.values()) == {2}
         coverage.update(s.trial.trial_id for s in sched.trials)
-    assert len(coverage) == 18  # raters together cover the whole design
+    assert len(coverage) == 18 and set(coverage.values()) == {2}  # 6 raters x 6 = 2 x 18
+    plan = make_plan(catalog, spec(sentences=["pangram", "names", "question"], raters=4, raters_per_trial=2))
+    assert plan.per_pair == 3 and plan.raters == 4
+    cover = Counter(s.trial.trial_id for r in range(4) for s in draw_schedule(plan, f"r{r}", slot=r).trials)
+    assert len(cover) == 18 and set(cover.values()) == {2}
 
 
 def test_plan_store_and_recorded_schedules(tmp_path, catalog):
@@ -255,9 +268,10 @@ def setup(tmp_path, catalog, renderer):
     plans = PlanStore(tmp_path / "tests")
     votes = VoteStore(tmp_path / "votes.csv")
     plan = plans.save(make_plan(catalog, spec(status="open", repeats=1)))
+    served = ServedFiles(tmp_path / "served")
 
-    def clip_path(ck, ref, sent, preset):
-        return renderer.render(RenderRequest(ck, ref, sent, enhancement=preset)).path
+    def clip_path(ck, ref, sent, preset, take=1):
+        return renderer.render(RenderRequest(ck, ref, sent, enhancement=preset, take=take)).path
 
     def session(rater):
         return RaterSession(
@@ -266,10 +280,19 @@ def setup(tmp_path, catalog, renderer):
             votes=votes,
             plans=plans,
             clip_path=clip_path,
-            served_dir=tmp_path / "served",
+            served=served,
         )
 
     return plan, plans, votes, session, clip_path
+
+
+def listen(s: RaterSession) -> None:
+    """What a page does: fetch both copies from the server, then report playing them."""
+    for which in ("A", "B"):
+        assert s.served.deliver(s.names[which], s.rater) is not None
+    s.played("A", "play")
+    s.played("A", "pause")
+    s.played("B", "play")
 
 
 def test_session_flow_votes_map_slots_to_checkpoints(setup):
@@ -284,11 +307,14 @@ def test_session_flow_votes_map_slots_to_checkpoints(setup):
         heard = {"A": identify(shown.audio_a, cands), "B": identify(shown.audio_b, cands)}
         assert heard["A"] != heard["B"]
         assert heard[s.current.a_side] == t.checkpoint_a  # a_side is where checkpoint_a played
-        with pytest.raises(BadVote, match="listen to both A and B"):
+        with pytest.raises(BadVote, match="A and B never reached your device"):
             s.vote(shown.token, "A")
         s.played("A", "play")
-        s.played("A", "pause")
-        assert s.played("B", "play") is True
+        s.played("B", "play")
+        assert not s.can_vote()  # played, says the page, but the server never sent the audio
+        for which in ("A", "B"):
+            s.served.deliver(s.names[which], s.rater)
+        assert s.played("B", "pause") is True
         choice = next((slot for slot, ck in heard.items() if ck == prefer), "none")
         v = s.vote(shown.token, choice, ["accent"], "ok")
         assert v.winner == (prefer if choice != "none" else "tie")
@@ -300,6 +326,8 @@ def test_session_flow_votes_map_slots_to_checkpoints(setup):
     assert len(df) == 13 and set(df["rater"]) == {"ann"}
     assert (df["repeat_of"] != "").sum() == 1
     assert (df["played_a_s"] >= 0).all() and (df["decision_s"] > 0).all()
+    assert set(df["fetched_a"]) == set(df["fetched_b"]) == {"1"} and set(df["rater_role"]) == {"rater"}
+    assert Counter(df["trial_kind"]) == {"test": 12, "repeat": 1} and set(df["take_a"]) == {"1"}
     with_apr27 = sum(1 for st in s.schedule.trials if prefer in (st.trial.checkpoint_a, st.trial.checkpoint_b))
     assert with_apr27 in (8, 9)  # 2 of 3 pairs, plus the repeat when it repeats one of them
     assert Counter(df["winner"]) == {"apr27": with_apr27, "tie": 13 - with_apr27}
@@ -315,8 +343,7 @@ def test_unknown_token_and_unplayed_votes_are_refused(setup):
         s.vote("forged-token", "A")
     with pytest.raises(BadVote, match="choice must be"):
         s.vote(shown.token, "C")
-    s.played("A", "play")
-    s.played("B", "play")
+    listen(s)
     with pytest.raises(BadVote, match="100000 characters; the limit is 2000"):
         s.vote(shown.token, "A", [], "x" * 100_000)
     s.vote(shown.token, "A", [], "")  # after a refused comment the trial is still open
@@ -328,8 +355,7 @@ def test_resume_from_another_session_and_change_a_vote(setup):
     first = session("cy")
     for _ in range(3):
         shown = first.show_next()
-        first.played("A", "play")
-        first.played("B", "play")
+        listen(first)
         first.vote(shown.token, "A")
     order = [st.trial.trial_id for st in first.schedule.trials]
     second = session("cy")  # reload, or another device
@@ -337,8 +363,7 @@ def test_resume_from_another_session_and_change_a_vote(setup):
     assert shown.number == 4 and shown.done == 3 and second.current.trial.trial_id == order[3]
     back = second.show_previous()
     assert back.changing and back.previous_choice == "A" and second.current.trial.trial_id == order[2]
-    second.played("A", "play")
-    second.played("B", "play")
+    listen(second)
     second.vote(back.token, "B")
     assert second.show_next().number == 4
     df = read_votes(votes.path)
@@ -353,8 +378,7 @@ def test_closed_test_refuses_votes(setup):
     plan, plans, votes, session, _ = setup
     s = session("dee")
     shown = s.show_next()
-    s.played("A", "play")
-    s.played("B", "play")
+    listen(s)
     plans.set_status(plan.test_id, "closed")
     with pytest.raises(BadVote, match="is closed"):
         s.vote(shown.token, "A")
@@ -371,8 +395,8 @@ def test_require_play_can_be_turned_off(tmp_path, catalog, renderer):
         rater="fay",
         votes=VoteStore(tmp_path / "v.csv"),
         plans=plans,
-        clip_path=lambda c, r, s, p: renderer.render(RenderRequest(c, r, s, enhancement=p)).path,
-        served_dir=tmp_path / "served",
+        clip_path=lambda c, r, s, p, k: renderer.render(RenderRequest(c, r, s, enhancement=p, take=k)).path,
+        served=ServedFiles(tmp_path / "served"),
     )
     shown = s.show_next()
     assert s.can_vote()

@@ -359,7 +359,7 @@ BAD_PLANS = {
     "unknown ids like paths": (
         "plan.yaml",
         b"title: t\ncheckpoints: [../../etc, feb1]\nreferences: [/etc/passwd]\nsentences: [pangram]\n",
-        "checkpoints: '../../etc' not found",
+        "plan.yaml:2: checkpoints.0 '../../etc' not found",
     ),
 }
 

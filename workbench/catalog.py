@@ -12,7 +12,6 @@ and relative paths resolve against the YAML file's folder.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import CatalogError
+from .yamlfile import compose_lines as _compose_lines
+from .yamlfile import explain as _explain
 
 Pathlike = str | Path
 
@@ -177,38 +178,6 @@ def _lookup(table: dict, key: str, what: str):
 # ---------------------------------------------------------------------------- loading
 
 
-def _compose_lines(text: str) -> dict[tuple, int]:
-    """Map each key path (tuple of str) to the 1-based line where it appears.
-
-    Raises ``yaml.YAMLError`` for invalid YAML, including nesting too deep to parse.
-    An alias is not walked again (a "billion laughs" file stays cheap), and the walk
-    is iterative, so self-referencing anchors and deep nesting cannot recurse.
-    """
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:
-        raise yaml.YAMLError("nested too deeply (a catalog or plan is only a few levels deep)") from None
-    walked: set[int] = set()
-    stack: list[tuple[yaml.Node, tuple]] = [(root, ())] if root is not None else []
-    while stack:
-        node, path = stack.pop()
-        lines.setdefault(path, node.start_mark.line + 1)
-        if id(node) in walked:  # an alias of a node already walked
-            continue
-        walked.add(id(node))
-        children: list[tuple[yaml.Node, tuple]] = []
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = (str(k.value),)
-                lines[path + key] = k.start_mark.line + 1
-                children.append((v, path + key))
-        elif isinstance(node, yaml.SequenceNode):
-            children = [(v, path + (i,)) for i, v in enumerate(node.value)]
-        stack.extend(reversed(children))  # document order, like a recursive walk
-    return lines
-
-
 _SECTIONS = {
     "checkpoints": (Checkpoint, "name"),
     "references": (Reference, "id"),
@@ -216,47 +185,6 @@ _SECTIONS = {
     "enhancements": (EnhancePreset, "name"),
 }
 _PATH_FIELDS = ("model_dir", "clips_dir", "demo_dir", "audio", "demo_audio", "weights_dir", "cache_dir", "data_dir")
-
-
-def _friendly(err: dict) -> str:
-    msg = err["msg"]
-    kind = err["type"]
-    got = err.get("input")
-    if kind == "extra_forbidden":
-        return "is not a known field (check the spelling)"
-    if kind == "missing":
-        return "is required"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
-        limit = next(iter(err.get("ctx", {}).values()), "?")
-        if isinstance(limit, float) and limit.is_integer():
-            limit = int(limit)
-        return f"must be {op} {limit}, got {got!r}"
-    if kind == "literal_error":
-        return f"must be {err['ctx']['expected']}, got {got!r}"
-    msg = msg.removeprefix("Value error, ")
-    if got is not None and not isinstance(got, dict | list | Path) and "got" not in msg:
-        msg += f", got {got!r}"
-    return msg
-
-
-def _explain(errors: list[dict]) -> list[tuple[tuple, str]]:
-    """Pydantic errors -> (location, message); a misspelt field becomes one "did you mean" problem."""
-    missing = {e["loc"]: e for e in errors if e["type"] == "missing"}
-    out = []
-    for err in errors:
-        loc = tuple(err["loc"])
-        if err["type"] == "missing" and err.get("_explained"):
-            continue
-        if err["type"] == "extra_forbidden":
-            siblings = [m for m in missing if m[:-1] == loc[:-1]]
-            close = difflib.get_close_matches(str(loc[-1]), [str(m[-1]) for m in siblings], n=1, cutoff=0.6)
-            if close:
-                missing[loc[:-1] + (close[0],)]["_explained"] = True
-                out.append((loc, f"is not a known field; did you mean {close[0]!r}?"))
-                continue
-        out.append((loc, _friendly(err)))
-    return [(loc, msg) for loc, msg in out if not (missing.get(loc) or {}).get("_explained")]
 
 
 def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:

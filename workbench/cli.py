@@ -107,6 +107,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Validate a blind-test plan file against the catalog and print its design."""
+    import json
+
+    from .abtest import design_summary, load_plan_file, summary_lines
+    from .catalog import load_catalog
+
+    cat = load_catalog(args.config)
+    plan = load_plan_file(cat, args.file, created_by="cli")
+    summary = {**design_summary(plan), "test_id": None}  # not stored: the admin form creates the test
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(summary_lines(summary)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
     rp.add_argument("--markdown", action="store_true", help="print markdown tables instead of plain text")
     rp.set_defaults(func=cmd_report)
+
+    pl = sub.add_parser("plan", help="validate a blind-test plan file and print its design")
+    pl.add_argument("file", metavar="PLAN.yaml", help="plan file (see README, Blind A/B tests)")
+    pl.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
+    pl.add_argument("--json", action="store_true", help="print the design summary as JSON")
+    pl.set_defaults(func=cmd_plan)
 
     r = sub.add_parser("render", help="render a matrix of clips with progress; writes clips + manifest.csv")
     r.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")

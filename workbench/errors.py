@@ -17,11 +17,19 @@ class CatalogError(WorkbenchError):
     ``problems`` holds every problem found, one ``file:line: message`` string each.
     """
 
+    subject = "catalog"  # what the problems are in, for the message's first line
+
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         n = len(self.problems)
         head = "1 problem" if n == 1 else f"{n} problems"
-        super().__init__(f"{head} in catalog:\n" + "\n".join(f"  {p}" for p in self.problems))
+        super().__init__(f"{head} in {self.subject}:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class PlanError(CatalogError):
+    """A blind-test plan (plan YAML or the admin form) is invalid; ``problems`` as above."""
+
+    subject = "the test plan"
 
 
 class AudioError(WorkbenchError):

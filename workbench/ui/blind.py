@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -29,14 +29,16 @@ from ..abtest import (
     PlanSpec,
     PlanStore,
     RaterSession,
+    ServedFiles,
     ShownTrial,
     TestPlan,
     check_renderable,
-    load_plan_yaml,
     make_plan,
     plan_requests,
     sweep_served,
 )
+from ..abtest import load_plan_file as build_plan_file
+from ..catalog import reference_audio_path
 from ..errors import CatalogError, VoteError, WorkbenchError
 from ..render import RenderRequest
 from ..votes import REASONS, BadVote, VoteStore, check_name
@@ -64,7 +66,7 @@ class BlindServices:
 
     votes: VoteStore
     plans: PlanStore
-    served_dir: Path
+    served: ServedFiles
 
 
 _services_lock = threading.Lock()
@@ -84,15 +86,25 @@ def services(ctx: AppContext) -> BlindServices:
             folder.mkdir(parents=True, exist_ok=True)
             sweep_served(folder)
             svc = BlindServices(
-                votes=VoteStore(ctx.votes_path), plans=PlanStore(Path(ctx.data_dir) / "tests"), served_dir=folder
+                votes=VoteStore(ctx.votes_path),
+                plans=PlanStore(Path(ctx.data_dir) / "tests"),
+                served=ServedFiles(folder),
             )
             ctx.extras["blind"] = svc
         return svc
 
 
-def _clip_path(ctx: AppContext, checkpoint: str, reference: str, sentence: str, preset: str) -> Path:
-    req = RenderRequest(checkpoint=checkpoint, reference=reference, sentence=sentence, enhancement=preset)
+def _clip_path(ctx: AppContext, checkpoint: str, reference: str, sentence: str, preset: str, take: int) -> Path:
+    req = RenderRequest(checkpoint=checkpoint, reference=reference, sentence=sentence, enhancement=preset, take=take)
     return get_renderer(ctx).render(req).path
+
+
+def _reference_path(ctx: AppContext, reference: str) -> Path | None:
+    return reference_audio_path(ctx.catalog.reference(reference))
+
+
+def _sentence_text(ctx: AppContext, sentence: str) -> str:
+    return ctx.catalog.sentence(sentence).text
 
 
 class _Errors:
@@ -286,7 +298,11 @@ def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id:
             votes=svc.votes,
             plans=svc.plans,
             clip_path=bind(_clip_path, ctx),
-            served_dir=svc.served_dir,
+            served=svc.served,
+            reference_path=bind(_reference_path, ctx),
+            sentence_text=bind(_sentence_text, ctx),
+            role=role_of(ctx, request),
+            fetch_gate=False,
         )
         shown = session.show_next()
         status = "Welcome back: continuing where you left off." if shown and shown.done else ""
@@ -438,12 +454,11 @@ def load_plan_file(ctx: AppContext, file: str | None, request: gr.Request):
     with _Errors():
         if not file:
             raise VoteError("choose a plan file (.yaml) first")
-        spec = load_plan_yaml(file)
-        plan = make_plan(
-            ctx.catalog, spec.model_copy(update={"status": "draft"}), created_by=username(ctx, request) or "local"
-        )
+        plan = build_plan_file(ctx.catalog, file, created_by=username(ctx, request) or "local")
+        wanted = plan.status
+        plan = replace(plan, status="draft")
         msg = _save_new(ctx, plan)
-        if spec.status == "open":
+        if wanted == "open":
             msg += " The file asks for it to be open: press Open to render its clips first."
         return _admin_refresh(ctx, msg, username(ctx, request))
 
@@ -455,7 +470,8 @@ def open_test(ctx: AppContext, test_id: str | None, request: gr.Request, progres
         svc = services(ctx)
         plan = svc.plans.get(test_id or "")
         reqs = [
-            RenderRequest(checkpoint=c, reference=r, sentence=s, enhancement=p) for c, r, s, p in plan_requests(plan)
+            RenderRequest(checkpoint=c, reference=r, sentence=s, enhancement=p, take=k)
+            for c, r, s, p, k in plan_requests(plan)
         ]
         results = get_renderer(ctx).render_many(reqs, progress=lambda f, label: progress(f, desc="rendering clips"))
         failed = [r for r in results if isinstance(r, Exception)]
