@@ -68,7 +68,8 @@ def test_catalog_panel_lists_availability_with_reasons(demo_catalog):
     assert all("model.pth" in d or "folder missing" in d for d in cks.detail)
     enh = df[df.kind == "enhancement"].set_index("id")
     assert enh.loc["none", "status"] == "ok"
-    assert enh.loc["denoise", "status"] == "unavailable" and "weights missing" in enh.loc["denoise", "detail"]
+    assert enh.loc["denoise", "status"] == "demo" and "weights missing" in enh.loc["denoise", "detail"]
+    assert "demo stand-in" in enh.loc["denoise", "detail"]
 
 
 def test_catalog_panel_is_empty_for_raters(demo_catalog, tmp_path):

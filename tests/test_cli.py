@@ -35,7 +35,7 @@ def test_check_valid_demo_catalog(demo_catalog_path):
     r = wb("check", "--config", str(demo_catalog_path))
     assert r.returncode == 0, r.stderr
     assert re.search(r"checkpoint\s+feb1\s+demo", r.stdout)
-    assert re.search(r"enhancement\s+denoise\s+unavailable .*weights missing", r.stdout)
+    assert re.search(r"enhancement\s+denoise\s+demo .*stand-in.*weights missing", r.stdout)
     assert "valid; 3 checkpoints, 4 references, 8 sentences, 4 enhancement presets" in r.stdout
 
 

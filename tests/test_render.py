@@ -83,8 +83,17 @@ def test_enhancement_applies_on_top_of_demo_clips(demo_catalog_path, tiny_enhanc
     assert abs(len(a) - len(b)) <= 2 and not np.allclose(a[: len(b)], b[: len(a)], atol=1e-3)
 
 
-def test_missing_enhancer_weights_fail_before_any_work(demo_catalog):
-    r = Renderer(demo_catalog)
+def without_demo(path: Path, *names: str) -> Path:
+    """Turn demo checkpoints into checkpoints with pre-rendered clips (no demo stand-in for presets)."""
+    text = path.read_text()
+    for n in names:
+        text = text.replace(f"demo_dir: demo/clips/{n}", f"clips_dir: demo/clips/{n}")
+    path.write_text(text)
+    return path
+
+
+def test_missing_enhancer_weights_fail_before_any_work(demo_catalog_path):
+    r = Renderer(load_catalog(without_demo(demo_catalog_path, "feb1")))
     with pytest.raises(ModelUnavailable, match=r"preset 'denoise' is unavailable: .*weights missing"):
         r.render(RenderRequest("feb1", "surya_1", "pangram", enhancement="denoise"))
     assert r.stats["renders"] == 0
@@ -341,7 +350,7 @@ def test_cli_reports_unavailable_presets_per_item(demo_catalog_path, tmp_path, c
         [
             "render",
             "--config",
-            str(demo_catalog_path),
+            str(without_demo(demo_catalog_path, "feb1", "apr27")),
             "--checkpoints",
             "feb1,apr27",
             "--references",
@@ -390,11 +399,11 @@ def _ctx(cat, tmp_path, users=None):
     return AppContext(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=tmp_path, users=users)
 
 
-def test_batch_panel_renders_with_progress(demo_catalog, tmp_path):
+def test_batch_panel_renders_with_progress(demo_catalog_path, tmp_path):
     from workbench.ui.render_panel import batch_render
 
     calls = []
-    ctx = _ctx(demo_catalog, tmp_path)
+    ctx = _ctx(load_catalog(without_demo(demo_catalog_path, "feb1")), tmp_path)
     summary, df = batch_render(
         ctx, ["feb1"], ["paul_2"], ["pangram", "numbers"], ["none", "denoise"], 1, None, lambda f, desc: calls.append(f)
     )

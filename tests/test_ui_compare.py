@@ -26,7 +26,7 @@ from workbench.users import UserStore
 
 ADMIN = ("ada", "ada-secret-1")
 RATER = ("rob", "rob-secret-1")
-CHECKPOINT_NAMES = ("feb1", "apr24", "apr27", "feb1_revert")
+CHECKPOINT_NAMES = ("feb1", "apr24", "apr27", "feb1_revert", "feb1_clips")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def catalog_path(tmp_path_factory) -> Path:
     data["settings"].update(cache_dir=str(tmp / "cache"), data_dir=str(tmp / "data"))
     data["checkpoints"]["feb1_revert"] = {"backend": "prerendered", "demo_dir": "demo/clips/feb1"}
     data["checkpoints"]["broken"] = {"backend": "prerendered", "demo_dir": "demo/clips/empty"}
+    data["checkpoints"]["feb1_clips"] = {"backend": "prerendered", "clips_dir": "demo/clips/feb1"}
     data["enhancements"]["loud"] = {"target_lufs": -21}
     path = tmp / "checkpoints.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -288,11 +289,31 @@ def test_enhancement_diff_measures_what_the_preset_changed(ctx):
     assert [Path(f).suffix for f in files] == [".png", ".csv"]
 
 
-def test_enhancement_diff_names_the_missing_weights(ctx):
-    with pytest.raises(gr.Error, match="resemble-enhance weights missing"):
-        enh(ctx, "denoise")
+def test_enhancement_diff_runs_the_demo_stand_in_and_says_so(ctx):
+    plain, enhanced, caption, image, table, files = enh(ctx, "denoise")
+    assert enhanced["label"] == "apr27 · denoise (demo) · take 1 · DEMO"
+    assert "**demo stand-in**" in caption and "not resemble-enhance" in caption
+    deltas = table.set_index("metric")
+    assert deltas.loc["speaker sim. between the two", "after"] > 0.5
     with pytest.raises(gr.Error, match="other than 'none'"):
         enh(ctx, "none")
+
+
+def test_enhancement_diff_names_the_missing_weights_outside_the_demo(ctx):
+    with pytest.raises(gr.Error, match="resemble-enhance weights missing"):
+        compare.enhancement_diff(ctx, "surya_1", "pangram", "", "feb1_clips", "denoise", 1, req(), None)
+
+
+def test_presets_that_cannot_run_are_not_offered(ctx):
+    out = compare.offer_presets(ctx, ["feb1", "feb1_clips"], "denoise", "enhance", None, None, None, req())
+    preset, *side, note = out
+    assert preset["choices"] == [("none", "none"), ("loud", "loud")] and preset["value"] == "none"
+    assert [s["value"] for s in side] == ["none"] * 4
+    assert note["visible"] and "`denoise`" in note["value"] and "weights missing" in note["value"]
+    out = compare.offer_presets(ctx, ["feb1", "apr24"], "denoise", None, None, None, None, req())
+    assert ("denoise (demo stand-in)", "denoise") in out[0]["choices"] and out[0]["value"] == "denoise"
+    assert out[-1]["visible"] is False
+    assert compare.offer_enh_presets(ctx, "feb1_clips", "denoise", req())["choices"] == [("loud", "loud")]
 
 
 # ---------------------------------------------------------------------------- page load and links
@@ -304,9 +325,11 @@ def test_load_fills_defaults_for_admins(ctx):
     reference, sentence, text, checkpoints, preset, per_side = out[:6]
     assert reference["value"] == "surya_1" and sentence["value"] == "pangram" and text["value"] == ""
     assert checkpoints["value"] == ["feb1", "apr24"]
-    assert checkpoints["choices"] == ["feb1", "apr24", "apr27", "feb1_revert", "broken"]
+    assert checkpoints["choices"] == ["feb1", "apr24", "apr27", "feb1_revert", "broken", "feb1_clips"]
     assert preset["value"] == "none" and per_side["value"] is False
-    assert out[-1]["value"] == "denoise"  # first preset other than none, for the enhancement diff
+    assert ("denoise (demo stand-in)", "denoise") in preset["choices"]
+    assert out[-2]["value"] == "denoise"  # first preset other than none, for the enhancement diff
+    assert out[-1]["visible"] is False  # every preset runs on the demo checkpoints
 
 
 def test_load_applies_a_link(ctx):
@@ -361,6 +384,10 @@ def test_raters_get_nothing(login_ctx):
         compare.toggle_per_side(login_ctx, True, rater)
     with pytest.raises(gr.Error, match="for admins"):
         compare.side_pickers(login_ctx, ["feb1"], rater)
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.offer_presets(login_ctx, ["feb1"], "none", None, None, None, None, rater)
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.offer_enh_presets(login_ctx, "feb1", "none", rater)
     assert compare.load_page(login_ctx, rater) == [gr.skip()] * compare.N_LOAD_OUTPUTS
     link = dict(urllib.parse.parse_qsl(compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])[1:]))
     args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, "raw")

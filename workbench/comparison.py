@@ -226,6 +226,49 @@ def make_selection(
     return Selection(reference, sentence, text, tuple(cks), tuple(presets), _take(take))
 
 
+# ---------------------------------------------------------------------------- presets on offer
+
+
+@dataclass(frozen=True)
+class PresetOffer:
+    """The presets that can run for some checkpoints, and why the others cannot."""
+
+    choices: list[tuple[str, str]]  # (label, preset name); stand-ins labelled "(demo stand-in)"
+    unavailable: dict[str, str]  # preset name -> reason it is not offered
+
+    @property
+    def names(self) -> list[str]:
+        return [v for _, v in self.choices]
+
+    def note(self) -> str:
+        """Markdown listing what is not offered and why ("" when everything runs)."""
+        if not self.unavailable:
+            return ""
+        items = [f"- `{name}`: {reason}" for name, reason in self.unavailable.items()]
+        return "**Presets not offered** (they cannot run here):\n" + "\n".join(items)
+
+
+def preset_offer(catalog: Catalog, checkpoints: Sequence[str] | None = None) -> PresetOffer:
+    """Presets that can run for every one of ``checkpoints`` (default: every checkpoint).
+
+    A preset whose weights are missing is offered on demo checkpoints as the labelled
+    demo stand-in (:mod:`workbench.demo_enhance`); otherwise it is listed as unavailable
+    with the reason, never offered.
+    """
+    from .demo_enhance import preset_availability_for
+
+    cks = [c for c in (checkpoints or list(catalog.checkpoints)) if c in catalog.checkpoints]
+    choices: list[tuple[str, str]] = []
+    unavailable: dict[str, str] = {}
+    for name in catalog.enhancements:
+        a = preset_availability_for(catalog, name, cks)
+        if not a.ok:
+            unavailable[name] = a.reason
+        else:
+            choices.append((f"{name} (demo stand-in)" if a.is_demo else name, name))
+    return PresetOffer(choices, unavailable)
+
+
 # ---------------------------------------------------------------------------- provenance text
 
 
@@ -252,7 +295,11 @@ def clip_caption(clip: Clip) -> str:
         if settings:
             parts.append(settings)
     preset = p.get("enhancement") or clip.request.enhancement
-    parts.append(f"preset {preset}")
+    if p.get("stand_in"):
+        what = "**demo stand-in** (room noise + noisereduce spectral gating), not resemble-enhance"
+        parts.append(f"preset {preset}: {what}")
+    else:
+        parts.append(f"preset {preset}")
     if p.get("loudness_out_lufs") is not None:
         parts.append(f"{p['loudness_out_lufs']} LUFS")
     synth = (p.get("timings_s") or {}).get("synthesis")
@@ -263,9 +310,10 @@ def clip_caption(clip: Clip) -> str:
 
 
 def player_label(clip: Clip) -> str:
-    """``checkpoint · preset · take n`` (plus ``· DEMO`` for bundled clips)."""
+    """``checkpoint · preset · take n`` (plus ``· DEMO`` for bundled clips, ``(demo)`` for a stand-in preset)."""
     r = clip.request
-    return f"{r.checkpoint} · {r.enhancement} · take {r.take}" + (" · DEMO" if clip.is_demo else "")
+    preset = r.enhancement + (" (demo)" if (clip.provenance or {}).get("stand_in") else "")
+    return f"{r.checkpoint} · {preset} · take {r.take}" + (" · DEMO" if clip.is_demo else "")
 
 
 # ---------------------------------------------------------------------------- measuring and drawing

@@ -48,7 +48,12 @@ def produce(plan: RenderPlan, backends: Mapping[str, SynthesisBackend], *, node:
     y = audio.validate(y, sr, name=plan.label)
     if sr != CLIP_SR:
         y = audio.resample(y, orig_sr=sr, target_sr=CLIP_SR)
-    y, enh_info = apply_preset(y, CLIP_SR, plan.preset, device=plan.device, seed=plan.seed)
+    if plan.identity.get("stand_in"):  # demo clips, preset without weights: the labelled stand-in
+        from .demo_enhance import apply_stand_in
+
+        y, enh_info = apply_stand_in(y, CLIP_SR, plan.preset, seed=plan.seed)
+    else:
+        y, enh_info = apply_preset(y, CLIP_SR, plan.preset, device=plan.device, seed=plan.seed)
     t2 = time.perf_counter()
     flac = audio.encode_flac(y, CLIP_SR, name=plan.label)
     synth_timings = extra.pop("synth_timings_s", {})

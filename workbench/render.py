@@ -39,6 +39,7 @@ from .catalog import (
     preset_availability,
     reference_audio_path,
 )
+from .demo_enhance import STAND_IN_VERSION, runs_as_stand_in
 from .errors import ModelUnavailable, RenderError, WorkbenchError
 from .fsutil import atomic_open, write_json_atomic
 from .hashing import model_files_hash, sha256_file
@@ -179,7 +180,9 @@ class Renderer:
         if not avail.ok:
             raise ModelUnavailable(f"checkpoint {ck.name} cannot render: {avail.reason}")
         preset_avail = preset_availability(preset)
-        if not preset_avail.ok:
+        # demo clips get a labelled stand-in for presets whose weights are missing (demo_enhance.py)
+        stand_in = runs_as_stand_in(self.catalog, preset, avail.source)
+        if not preset_avail.ok and not stand_in:
             raise ModelUnavailable(f"preset {preset.name!r} is unavailable: {preset_avail.reason}")
         seed = ck.inference.seed + req.take - 1
         # the key hashes exactly these fields; their names and values must stay stable,
@@ -195,7 +198,9 @@ class Renderer:
             "seed": seed,
             "preset": preset.model_dump(mode="json", exclude={"weights_dir"}),
         }
-        if preset.uses_enhancer:
+        if stand_in:
+            identity["stand_in"] = STAND_IN_VERSION
+        elif preset.uses_enhancer:
             identity["enhancer_hash"] = enhancer_hash(preset)
         source_file = ref_path = None
         if avail.source in ("clips", "demo"):

@@ -35,6 +35,7 @@ from ..comparison import (  # noqa: F401 - compare_link and parse_link are this 
     make_selection,
     parse_link,
     player_label,
+    preset_offer,
 )
 from ..errors import WorkbenchError
 from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error
@@ -147,7 +148,7 @@ N_PLAYERS = 1 + MAX_CLIPS  # the reference and up to four checkpoints
 #: compare handlers return: status, link, (column, audio, caption) per player, verdict,
 #: 5 figures, metrics, pairwise, files, enhancement-diff checkpoint choices
 N_COMPARE_OUTPUTS = 2 + 3 * N_PLAYERS + 1 + 5 + 3 + 1
-N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3
+N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3 + 1
 N_ENH_OUTPUTS = 6
 _JS_SET_URL = "(q) => { if (q) { window.history.replaceState(null, '', q); } return []; }"
 
@@ -272,7 +273,8 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
 
     Raters get no change at all, so their page never carries catalog names.
     Order: reference, sentence, custom text, checkpoints, preset, per-side switch, the
-    per-side presets, take, enhancement-diff checkpoint and preset.
+    per-side presets, take, enhancement-diff checkpoint and preset, the note on presets
+    not offered. Only presets that can run are offered (:func:`preset_offer`).
     """
     if role_of(ctx, request) != "admin":
         return [gr.skip()] * N_LOAD_OUTPUTS
@@ -281,12 +283,19 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
     values, problems = parse_link(_query(request), cat)
     for p in problems:
         gr.Warning(p)
-    refs, sents, cks, presets = list(cat.references), list(cat.sentences), list(cat.checkpoints), list(cat.enhancements)
+    refs, sents, cks = list(cat.references), list(cat.sentences), list(cat.checkpoints)
     chosen = values.get("checkpoints") or cks[:MIN_CLIPS]
+    offer = preset_offer(cat, chosen)
+    presets = offer.choices
     link_presets = values.get("presets") or ["none"]
+    for p in dict.fromkeys(link_presets):
+        if p in offer.unavailable:
+            gr.Warning(f"link: preset {p!r} cannot run here ({offer.unavailable[p]}); 'none' is used instead")
+    link_presets = [p if p in offer.names else "none" for p in link_presets]
     per_side = len(link_presets) > 1
     side = (link_presets if per_side else ["none"]) + ["none"] * MAX_CLIPS
-    enh_presets = [p for p in presets if p != "none"]
+    enh_ck = (chosen or cks or [None])[0]
+    enh_presets = [c for c in preset_offer(cat, [enh_ck] if enh_ck else None).choices if c[1] != "none"]
     return [
         gr.update(choices=refs, value=values.get("reference", refs[0] if refs else None)),
         gr.update(choices=sents, value=values.get("sentence", sents[0] if sents else None)),
@@ -296,9 +305,47 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
         gr.update(value=per_side),
         *[gr.update(choices=presets, value=side[i]) for i in range(MAX_CLIPS)],
         gr.update(value=values.get("take", 1)),
-        gr.update(choices=chosen or cks, value=(chosen or cks or [None])[0]),
-        gr.update(choices=enh_presets, value=enh_presets[0] if enh_presets else None),
+        gr.update(choices=chosen or cks, value=enh_ck),
+        gr.update(choices=enh_presets, value=enh_presets[0][1] if enh_presets else None),
+        gr.update(value=offer.note(), visible=bool(offer.unavailable)),
     ]
+
+
+def offer_presets(
+    ctx: AppContext,
+    checkpoints: list[str] | None,
+    preset: str | None,
+    preset_1: str | None,
+    preset_2: str | None,
+    preset_3: str | None,
+    preset_4: str | None,
+    request: gr.Request,
+) -> list:
+    """Offer the presets that can run for the chosen checkpoints; keep a choice that still runs.
+
+    Returns updates for the all-clips preset, the per-checkpoint pickers and the note.
+    """
+    require_admin(ctx, request)
+    offer = preset_offer(ctx.catalog, [c for c in (checkpoints or []) if c in ctx.catalog.checkpoints] or None)
+
+    def keep(value):
+        return value if value in offer.names else "none"
+
+    return [
+        gr.update(choices=offer.choices, value=keep(preset)),
+        *[gr.update(choices=offer.choices, value=keep(v)) for v in (preset_1, preset_2, preset_3, preset_4)],
+        gr.update(value=offer.note(), visible=bool(offer.unavailable)),
+    ]
+
+
+def offer_enh_presets(ctx: AppContext, checkpoint: str | None, preset: str | None, request: gr.Request):
+    """The enhancement diff's presets: those (other than none) that run for ``checkpoint``."""
+    require_admin(ctx, request)
+    if not checkpoint or checkpoint not in ctx.catalog.checkpoints:
+        return gr.update()
+    choices = [c for c in preset_offer(ctx.catalog, [checkpoint]).choices if c[1] != "none"]
+    names = [v for _, v in choices]
+    return gr.update(choices=choices, value=preset if preset in names else (names[0] if names else None))
 
 
 def toggle_per_side(ctx: AppContext, per_side: bool, request: gr.Request):
@@ -387,6 +434,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         per_side = gr.Checkbox(label="A preset per checkpoint", value=False, scale=1)
     with gr.Row(visible=False) as side_row:
         side = [gr.Dropdown(label=f"Preset for checkpoint {i + 1}", choices=[], value=None) for i in range(MAX_CLIPS)]
+    preset_note = gr.Markdown(visible=False, elem_classes="wb-muted")
     with gr.Row():
         align = gr.Radio(ALIGN_CHOICES, value="trimmed", label="Overlay alignment", scale=3)
         run = gr.Button("Render and compare", variant="primary", scale=1)
@@ -433,6 +481,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     outputs += [files, enh_ck]
     assert len(outputs) == N_COMPARE_OUTPUTS
     load_outputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, enh_ck, enh_preset]
+    load_outputs += [preset_note]
     assert len(load_outputs) == N_LOAD_OUTPUTS
     render_slot = {"concurrency_id": "render", "concurrency_limit": 1}
 
@@ -441,6 +490,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     )
     per_side.change(bind(toggle_per_side, ctx), per_side, side_row, api_name=False)
     checkpoints.change(bind(side_pickers, ctx), checkpoints, side, api_name=False)
+    checkpoints.input(
+        bind(offer_presets, ctx),
+        [checkpoints, preset, *side],
+        [preset, *side, preset_note],
+        api_name=False,
+    )
+    enh_ck.input(bind(offer_enh_presets, ctx), [enh_ck, enh_preset], enh_preset, api_name=False)
     demo.load(bind(load_page, ctx), None, load_outputs, api_name=False).then(
         bind(compare_from_link, ctx), inputs, outputs, api_name=False, **render_slot
     ).success(None, link_box, None, js=_JS_SET_URL)
