@@ -24,6 +24,10 @@ Decibels = float
 MAX_SECONDS: Seconds = 15 * 60
 #: largest audio file accepted (bytes)
 MAX_FILE_BYTES = 200 * 1024 * 1024
+#: shortest reference recording accepted by `check` (s): XTTS conditions on several seconds
+MIN_REFERENCE_SECONDS: Seconds = 1.0
+#: shortest clip accepted by `check` (s); anything shorter is a stub, not speech
+MIN_CLIP_SECONDS: Seconds = 0.1
 #: a signal whose peak is below this is "silent" (about -90 dBFS)
 SILENCE_PEAK = 10 ** (-90 / 20)
 READ_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -121,6 +125,24 @@ def load(path: Pathlike, *, sr: int | None = None, max_seconds: Seconds = MAX_SE
         y = resample(y, orig_sr=file_sr, target_sr=sr)
         file_sr = sr
     return y, int(file_sr)
+
+
+def check_file(
+    path: Pathlike, *, min_seconds: Seconds = MIN_CLIP_SECONDS, max_seconds: Seconds = MAX_SECONDS
+) -> Seconds:
+    """Read ``path`` fully, as :func:`load` would, and return its duration in seconds.
+
+    Raises :class:`AudioError` for everything :func:`load` refuses (missing, empty, not
+    audio, cut short, NaN/inf, silent, over-long) and for audio shorter than ``min_seconds``.
+    """
+    y, sr = load(path, max_seconds=max_seconds)
+    seconds = len(y) / sr
+    if seconds < min_seconds:
+        raise AudioError(
+            f"{Path(path).name}: only {seconds:.3f} s of audio ({len(y)} samples); "
+            f"at least {min_seconds:g} s is needed: record or export it again"
+        )
+    return seconds
 
 
 def validate(y: np.ndarray, sr: int, *, name: str = "audio", max_seconds: Seconds = MAX_SECONDS) -> np.ndarray:

@@ -429,3 +429,50 @@ def preset_availability(p: EnhancePreset) -> Availability:
 
 def _status(a: Availability) -> str:
     return {"unavailable": "unavailable", "demo": "demo"}.get(a.source, "ok")
+
+
+# ---------------------------------------------------------------------------- audio files
+
+
+def audio_problems(cat: Catalog) -> list[str]:
+    """Read every reference recording and every pre-rendered or demo clip the catalog names.
+
+    Each file goes through :func:`workbench.audio.check_file` (the app's own reader), so
+    an empty file, a file that is not audio, a WAV cut short, NaN/inf samples, silence,
+    audio too short (:data:`~workbench.audio.MIN_REFERENCE_SECONDS` for references,
+    :data:`~workbench.audio.MIN_CLIP_SECONDS` for clips) or over-long is reported.
+    Returns one ``"<kind> <id>: <file>: <problem>"`` line per unusable file (empty: all fine).
+    """
+    from . import audio
+    from .errors import AudioError
+
+    problems: list[str] = []
+    base = cat.path.parent
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(base))
+        except ValueError:
+            return str(p)
+
+    def check(kind: str, what: str, path: Path, min_seconds: float) -> None:
+        try:
+            audio.check_file(path, min_seconds=min_seconds)
+        except AudioError as e:
+            detail = str(e).removeprefix(f"{path.name}: ")
+            problems.append(f"{kind} {what}: {rel(path)}: {detail}")
+
+    for rid, ref in cat.references.items():
+        for path in (ref.audio, ref.demo_audio):
+            if path is not None and path.is_file():
+                check("reference", rid, path, audio.MIN_REFERENCE_SECONDS)
+    seen: set[Path] = set()
+    for name, ck in cat.checkpoints.items():
+        for folder in (ck.clips_dir, ck.demo_dir):
+            if folder is None or not folder.is_dir() or folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+                    check("checkpoint", name, path, audio.MIN_CLIP_SECONDS)
+    return problems

@@ -14,8 +14,11 @@ from .errors import WorkbenchError
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a catalog and print what each entry will use."""
-    from .catalog import catalog_summary, load_catalog
+    """Validate a catalog, print what each entry will use, read every reference and clip.
+
+    Exit 1 when an audio file the catalog names cannot be used (each is listed).
+    """
+    from .catalog import audio_problems, catalog_summary, load_catalog
 
     cat = load_catalog(args.config)
     rows = catalog_summary(cat)
@@ -29,6 +32,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if bad:
         print(f"{len(bad)} entries cannot be used now (see above)")
+    problems = audio_problems(cat)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} audio file(s) cannot be used (see above); replace them and run check again")
+        return 1
+    print("every reference and clip reads as usable audio")
     return 0
 
 
