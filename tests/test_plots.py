@@ -212,3 +212,22 @@ def test_plots_never_touch_pyplot(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(root)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
     assert (tmp_path / "x.png").is_file()
+
+
+def test_spectrum_overlay_draws_each_spectrum_and_the_differences_to_the_first():
+    bright = audio.sine(3000, sr=SR, seconds=1.0) + audio.sine(200, sr=SR, seconds=1.0)
+    dull = audio.sine(200, sr=SR, seconds=1.0)
+    spectra = [
+        analysis.average_spectrum(analysis.power_spectrogram(y, sr=SR), sr=SR) for y in (bright, dull, bright * 0.5)
+    ]
+    fig = plots.spectrum_overlay(spectra, sr=SR, labels=["feb1", "apr24", "quiet"])
+    top, bottom = fig.axes
+    assert [line.get_label() for line in top.get_lines()] == ["feb1", "apr24", "quiet"]
+    diffs = {line.get_label(): line for line in bottom.get_lines() if line.get_label() in ("apr24", "quiet")}
+    assert set(diffs) == {"apr24", "quiet"}  # the first clip has no difference line of its own
+    f, d = diffs["quiet"].get_data()
+    assert np.nanmedian(d) == pytest.approx(-6.0, abs=0.3)  # half the amplitude is 6 dB less everywhere
+    f, d = diffs["apr24"].get_data()
+    at_3k = np.argmin(np.abs(np.asarray(f) - 3000))
+    assert d[at_3k] < -30  # the dull clip lacks the 3 kHz tone
+    assert "Difference to feb1" in bottom.get_title() and bottom.get_xlim()[1] == SR / 2

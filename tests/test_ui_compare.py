@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.parse
 import urllib.request
@@ -75,8 +76,9 @@ class Out:
         n = 3 * compare.N_PLAYERS
         self.players = [values[2 + i : 5 + i] for i in range(0, n, 3)]
         rest = values[2 + n :]
-        self.verdict, self.overlay, self.difference, self.spectrograms, self.pitch, self.energy = rest[:6]
-        self.metrics, self.pairwise, self.files, self.enh_checkpoint = rest[6:]
+        self.verdict, self.overlay, self.difference, self.spectrum = rest[:4]
+        self.spectrograms, self.pitch, self.energy = rest[4:7]
+        self.metrics, self.pairwise, self.files, self.enh_checkpoint = rest[7:]
 
     def visible_players(self) -> list[tuple[str, str, str]]:
         """(file, label, caption) of each shown player."""
@@ -173,21 +175,34 @@ def test_demo_feb1_vs_apr24_shows_everything(feb1_vs_apr24, ctx):
         assert Path(file).is_file() and file.endswith(".flac")
         assert caption.startswith("**DEMO**") and "source `" in caption and "preset none" in caption
     assert "feb1 vs apr24: different" in out.verdict
-    for image in (out.overlay, out.spectrograms, out.pitch, out.energy, out.difference["value"]):
+    for image in (out.overlay, out.spectrum, out.spectrograms, out.pitch, out.energy):
         assert Path(image).read_bytes()[:4] == b"\x89PNG"
-    assert out.difference["visible"]
+    # two different renders do not line up sample by sample: no difference plot, and it says why
+    assert out.difference == gr.update(visible=False) and "No difference plot" in out.verdict
+    # the differences to the first checkpoint, in words, with their direction
+    assert "**What differs from feb1**" in out.verdict
+    said = out.verdict.split("**apr24** vs feb1: ")[1].split("\n")[0]
+    assert re.search(r"spectral tilt [\d.]+ dB/oct steeper: duller", said)
+    assert re.search(r"spectral centroid \d+ Hz \(-\d+%\) lower: darker", said)
+    assert "pitch range" in said and "narrower: flatter" in said
+    delta = out.metrics.set_index("metric")["apr24 − feb1"]
+    assert delta[compare.METRIC_LABELS["tilt_db_per_oct"]] == pytest.approx(
+        out.metric("tilt_db_per_oct", "apr24") - out.metric("tilt_db_per_oct", "feb1"), abs=0.01
+    )
     # the flatter demo checkpoint has the measurably narrower F0 range
     assert out.metric("f0_range_st", "apr24") < 0.6 * out.metric("f0_range_st", "feb1")
     assert out.metric("centroid_hz", "apr24") < out.metric("centroid_hz", "feb1")
     assert out.metric("loudness_lufs", "feb1") == pytest.approx(-23.0, abs=0.1)
     assert 0 < out.metric("speaker_similarity", "apr24") < out.metric("speaker_similarity", "surya_1 (reference)")
-    assert list(out.pairwise[["a", "b", "verdict"]].iloc[0]) == ["feb1", "apr24", "different"]
+    assert list(out.pairwise[["clip", "vs clip", "exact match"]].iloc[0]) == ["feb1", "apr24", "different"]
+    assert not any("_" in c for c in out.pairwise.columns)  # words, not mcd_db
     assert out.enh_checkpoint == gr.update(choices=["feb1", "apr24"], value="feb1")
 
 
 def test_downloads_hold_the_figures_and_the_metrics(feb1_vs_apr24):
     files = [Path(f) for f in feb1_vs_apr24.files]
     assert sorted(f.suffix for f in files) == [".csv", ".csv", ".png", ".png", ".png", ".png", ".png"]
+    assert any(f.name.endswith("_spectrum.png") for f in files)
     metrics = pd.read_csv(next(f for f in files if f.name.endswith("_metrics.csv")), index_col="clip")
     assert list(metrics.index) == ["surya_1 (reference)", "feb1", "apr24"]
     assert metrics.loc["apr24", "f0_range_st"] < metrics.loc["feb1", "f0_range_st"]
@@ -198,9 +213,11 @@ def test_downloads_hold_the_figures_and_the_metrics(feb1_vs_apr24):
 
 def test_a_reverted_checkpoint_matches_exactly(ctx):
     out = Out(run(ctx, ["feb1", "feb1_revert", "apr27"]))
-    assert out.verdict.startswith("**feb1 vs feb1_revert: identical**")
-    assert list(out.pairwise["verdict"]) == ["identical", "different", "different"]
-    assert out.pairwise["mcd_db"].iloc[0] == 0.0
+    assert "Exact match, **feb1 vs feb1_revert: identical**" in out.verdict
+    assert "**feb1_revert** vs feb1: no notable difference" in out.verdict
+    assert list(out.pairwise["exact match"]) == ["identical", "different", "different"]
+    assert out.pairwise.iloc[0, 2] == 0.0  # spectral distance
+    assert out.difference["visible"] and Path(out.difference["value"]).is_file()
     assert len(out.visible_players()) == 4
 
 
@@ -455,3 +472,20 @@ def test_served_compare_checks_the_caller(login_ctx):
         assert not mentions(_login(url, RATER).open(url + "/config").read().decode(), "feb1")
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize(
+    ("metric", "first", "value", "said"),
+    [
+        ("tilt_db_per_oct", -3.8, -11.4, "spectral tilt 7.6 dB/oct steeper: duller"),
+        ("tilt_db_per_oct", -11.4, -3.8, "spectral tilt 7.6 dB/oct flatter: brighter"),
+        ("centroid_hz", 2129, 1004, "spectral centroid 1125 Hz (-53%) lower: darker, less treble"),
+        ("f0_range_st", 5.1, 1.2, "pitch range 3.9 st narrower: flatter, more monotone"),
+        ("speaking_rate_cps", 14.0, 15.4, "speaking rate 1.4 chars/s (+10%) faster"),
+        ("tilt_db_per_oct", -3.8, -4.2, None),  # below the threshold
+        ("mcd_db", 0.0, 5.0, None),  # no meaning attached
+        ("centroid_hz", float("nan"), 1000, None),
+    ],
+)
+def test_differences_are_put_in_words(metric, first, value, said):
+    assert comparison.describe_difference(metric, first, value) == said

@@ -269,6 +269,75 @@ def preset_offer(catalog: Catalog, checkpoints: Sequence[str] | None = None) -> 
     return PresetOffer(choices, unavailable)
 
 
+# ---------------------------------------------------------------------------- differences in words
+
+#: per metric: (name for people, unit, threshold of a notable difference, True when the
+#: threshold is a fraction of the first clip's value, words when lower, words when higher);
+#: tilt is negative for speech, so a lower (more negative) tilt is a steeper, duller slope
+MEANINGS: dict[str, tuple[str, str, float, bool, str, str]] = {
+    "tilt_db_per_oct": ("spectral tilt", "dB/oct", 1.0, False, "steeper: duller", "flatter: brighter"),
+    "centroid_hz": ("spectral centroid", "Hz", 0.10, True, "lower: darker, less treble", "higher: brighter"),
+    "f0_range_st": ("pitch range", "st", 1.0, False, "narrower: flatter, more monotone", "wider: livelier"),
+    "f0_std_st": ("pitch variation", "st", 0.5, False, "smaller: less inflection", "larger: more inflection"),
+    "f0_median_hz": ("median pitch", "Hz", 0.06, True, "lower: a deeper voice", "higher: a higher voice"),
+    "speaking_rate_cps": ("speaking rate", "chars/s", 0.05, True, "slower", "faster"),
+    "duration_s": ("duration", "s", 0.05, True, "shorter", "longer"),
+    "silence_ratio": ("silence share", "", 0.05, False, "lower: fewer pauses", "higher: more pauses"),
+    "voiced_ratio": ("voiced share", "", 0.05, False, "lower: less voicing", "higher: more voicing"),
+    "loudness_lufs": ("loudness", "LU", 1.0, False, "quieter", "louder"),
+    "speaker_similarity": (
+        "speaker similarity to the reference",
+        "",
+        0.05,
+        False,
+        "lower: less like the reference voice",
+        "higher: more like the reference voice",
+    ),
+}
+
+
+def describe_difference(metric: str, first: float, value: float) -> str | None:
+    """One line for a notable difference of ``value`` to ``first`` (the first checkpoint's value).
+
+    >>> describe_difference("tilt_db_per_oct", -3.8, -11.4)
+    'spectral tilt 7.6 dB/oct steeper: duller'
+
+    Returns None when the metric has no meaning attached, either value is NaN, or the
+    difference is below the metric's threshold (see :data:`MEANINGS`).
+    """
+    if metric not in MEANINGS or not (math.isfinite(first) and math.isfinite(value)):
+        return None
+    name, unit, threshold, relative, lower, higher = MEANINGS[metric]
+    diff = value - first
+    if abs(diff) < (threshold * abs(first) if relative else threshold):
+        return None
+    amount = abs(diff)
+    text = f"{amount:.0f}" if amount >= 100 else f"{amount:.2g}" if amount < 1 else f"{amount:.1f}"
+    if unit:
+        text += f" {unit}"
+    if relative and first:
+        text += f" ({100 * diff / abs(first):+.0f}%)"
+    return f"{name} {text} {lower if diff < 0 else higher}"
+
+
+def difference_lines(metrics: pd.DataFrame, first: str, others: Sequence[str]) -> dict[str, list[str]]:
+    """Per clip in ``others``: the notable differences to clip ``first``, one line each.
+
+    ``metrics`` is :func:`workbench.analysis.metrics_table` output (rows = clips).
+    Metrics are listed in :data:`MEANINGS` order (timbre, then pitch, then timing).
+    """
+    out: dict[str, list[str]] = {}
+    for label in others:
+        lines = []
+        for metric in MEANINGS:
+            if metric in metrics.columns:
+                line = describe_difference(metric, float(metrics.loc[first, metric]), float(metrics.loc[label, metric]))
+                if line:
+                    lines.append(line)
+        out[label] = lines
+    return out
+
+
 # ---------------------------------------------------------------------------- provenance text
 
 
@@ -365,6 +434,16 @@ class Comparison:
     verdict_aligned: analysis.MatchResult | None
     figures: dict[str, Path]  # name -> PNG
     files: list[Path]  # PNGs and CSVs for download
+    differences: dict[str, list[str]]  # clip label -> notable differences to the first checkpoint, in words
+
+    @property
+    def aligned_difference(self) -> bool:
+        """True when the first two clips line up sample by sample (after undoing a delay), so
+        their sample difference means something and is drawn."""
+        return self.verdict is not None and (
+            self.verdict.verdict != "different"
+            or (self.verdict_aligned is not None and self.verdict_aligned.verdict != "different")
+        )
 
 
 @dataclass
@@ -461,6 +540,7 @@ class Comparer:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         figures = _draw(shown, clips, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
+        differences = difference_lines(metrics, clips[0].label, [m.label for m in clips[1:]])
         metrics_csv = out_dir / f"{sel.slug()}_metrics.csv"
         metrics.rename_axis("clip").to_csv(metrics_csv)
         pairwise_csv = out_dir / f"{sel.slug()}_pairwise.csv"
@@ -478,6 +558,7 @@ class Comparer:
             verdict_aligned,
             figures,
             [*figures.values(), metrics_csv, pairwise_csv],
+            differences,
         )
 
     def enhancement_diff(
@@ -570,11 +651,25 @@ def _draw(
             colors=colors,
         ),
     }
+    figs["spectrum"] = plots.spectrum_overlay(
+        [analysis.average_spectrum(m.analysis.power, sr=CLIP_SR, mask=m.analysis.speech) for m in shown],
+        sr=CLIP_SR,
+        labels=labels,
+        colors=colors,
+        first=anchor,
+    )
     figs["spectrograms"].suptitle("Log-mel spectrograms (one colour scale)")
     figs["pitch"].suptitle(f"Pitch (F0), {mode_text}; bars: voiced regions")
     figs["energy"].suptitle(f"Energy (RMS level), {mode_text}")
-    if verdict is not None:
-        use = verdict_aligned if verdict_aligned is not None and verdict_aligned.verdict != "different" else verdict
+    # a sample difference means something only when the clips line up sample by sample
+    # (as rendered, or after undoing a delay); two different renders never do
+    if verdict is not None and verdict.verdict != "different":
+        use = verdict
+    elif verdict_aligned is not None and verdict_aligned.verdict != "different":
+        use = verdict_aligned
+    else:
+        use = None
+    if use is not None:
         figs["difference"] = plots.difference_plot(
             clips[0].y, clips[1].y, sr=CLIP_SR, labels=(clips[0].label, clips[1].label), match=use
         )

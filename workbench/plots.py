@@ -366,6 +366,62 @@ def energy_plot(
     return fig
 
 
+def spectrum_overlay(
+    spectra: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    sr: int,
+    labels: Sequence[str],
+    colors: Sequence[str] | None = None,
+    first: int = 0,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Long-term average spectra of several clips, and each one's difference to one clip.
+
+    Parameters
+    ----------
+    spectra : per clip ``(freqs_hz, level_db)`` from :func:`workbench.analysis.average_spectrum`
+    sr : sample rate (Hz); the x axis ends at ``sr / 2``
+    labels : legend label per clip
+    colors : per-clip colours (default :func:`colors_for`)
+    first : index of the clip the differences are taken to (its own line is left out)
+    axes : two axes (spectra, differences); default a new 12 x 5.6 inch figure
+
+    Returns
+    -------
+    Figure
+        Top: one line per clip (dB vs Hz, log frequency). Bottom: ``level - level[first]``
+        in dB per other clip, only where either is within 70 dB of its peak (audible), with
+        a zero line: below zero = less energy there than the first clip.
+    """
+    n = len(spectra)
+    if len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} spectra")
+    if axes is None:
+        fig, grid = _figure(12.0, 5.6, 2, 1, sharex=True)
+        axes = [grid[0, 0], grid[1, 0]]
+    else:
+        fig = axes[0].figure
+    colors = list(colors) if colors is not None else colors_for(n)
+    top, bottom = axes
+    for (freqs, level), label, color in zip(spectra, labels, colors, strict=True):
+        top.semilogx(freqs[1:], level[1:], color=color, linewidth=1.2, label=label)
+    f0, l0 = spectra[first]
+    for i, ((freqs, level), label, color) in enumerate(zip(spectra, labels, colors, strict=True)):
+        if i == first or len(level) != len(l0):
+            continue
+        audible = np.maximum(level, l0) > max(float(np.max(level)), float(np.max(l0))) - 70
+        bottom.semilogx(freqs[1:], np.where(audible, level - l0, np.nan)[1:], color=color, linewidth=1.1, label=label)
+    bottom.axhline(0.0, color="0.5", linewidth=0.8)
+    top.set_title("Long-term average spectrum (speech frames)")
+    top.set_ylabel("average level (dB)")
+    top.legend(loc="lower left", fontsize="small", ncols=min(n, 5))
+    bottom.set_title(f"Difference to {labels[first]} (dB): below 0 = less energy at that frequency")
+    bottom.set_ylabel("dB")
+    bottom.set_xlabel("frequency (Hz)")
+    bottom.set_xlim(50, sr / 2)
+    return fig
+
+
 def enhancement_diff_plot(
     plain: np.ndarray,
     enhanced: np.ndarray,

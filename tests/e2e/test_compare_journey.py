@@ -73,8 +73,8 @@ def check_player(page, net: NetworkLog, root: Path, checkpoint: str) -> str:
 
 
 def check_figures_and_tables(page) -> None:
-    """Overlay, difference and the other figures load; metrics and pairs tables name both checkpoints."""
-    for name in ("overlay", "difference", "spectrograms", "pitch", "energy"):
+    """Overlay, spectrum and the other figures load; metrics and pairs tables name both checkpoints."""
+    for name in ("overlay", "spectrum", "spectrograms", "pitch", "energy"):
         img = page.locator(f"img[src*='{REFERENCE}_{SENTENCE}_{'-'.join(CHECKPOINTS)}_{name}.png']")
         expect(img).to_be_visible(timeout=20_000)
         wait_until(page, lambda img=img: img.evaluate("i => i.complete && i.naturalWidth > 200"), what=f"{name} PNG")
@@ -83,10 +83,12 @@ def check_figures_and_tables(page) -> None:
     for col in (f"{REFERENCE} (reference)", *CHECKPOINTS):
         assert col in headers, f"metrics table lacks a column for {col}: {headers!r}"
     rows = {r[0]: r[1:] for r in dataframe_rows(metrics)}
-    assert {"duration (s)", "loudness (LUFS)", "F0 median (Hz)", "MCD vs first (dB)"} <= set(rows), rows
-    assert len(rows["duration (s)"]) == 3 and all(float(v) > 1.0 for v in rows["duration (s)"]), rows
-    assert all(abs(float(v) + 23) < 0.5 for v in rows["loudness (LUFS)"][1:]), rows  # clips levelled to -23 LUFS
-    pairs = page.locator(".block", has=page.get_by_text("Pairs: MCD after DTW", exact=False)).last
+    assert {"duration (s)", "loudness (LUFS)", "F0 median (Hz)", "spectral distance to first (MCD, dB)"} <= set(rows)
+    # reference, two checkpoints, then the second's difference to the first
+    assert len(rows["duration (s)"]) == 4 and all(float(v) > 1.0 for v in rows["duration (s)"][:3]), rows
+    assert all(abs(float(v) + 23) < 0.5 for v in rows["loudness (LUFS)"][1:3]), rows  # clips levelled to -23 LUFS
+    assert f"{CHECKPOINTS[1]} − {CHECKPOINTS[0]}" in headers
+    pairs = page.locator(".block", has=page.get_by_text("Pairs: spectral distance", exact=False)).last
     cells = dataframe_rows(pairs)[0]
     assert cells[:2] == CHECKPOINTS and cells[3] in {"identical", "equal within tolerance", "different"}, cells
     assert page.get_by_text(f"{CHECKPOINTS[0]} vs {CHECKPOINTS[1]}:", exact=False).first.is_visible()

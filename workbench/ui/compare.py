@@ -59,7 +59,16 @@ METRIC_LABELS = {
     "centroid_hz": "centroid (Hz)",
     "tilt_db_per_oct": "tilt (dB/oct)",
     "speaker_similarity": "speaker sim. to ref",
-    "mcd_db": "MCD vs first (dB)",
+    "mcd_db": "spectral distance to first (MCD, dB)",
+}
+#: display names of the pair table's columns (the CSV keeps the short names)
+PAIR_LABELS = {
+    "a": "clip",
+    "b": "vs clip",
+    "mcd_db": "spectral distance (MCD, dB; 0 = same)",
+    "verdict": "exact match",
+    "max_abs_diff": "largest sample difference (full scale = 1)",
+    "snr_db": "signal to difference (dB; higher = closer)",
 }
 DELTA_LABELS = {
     **METRIC_LABELS,
@@ -104,11 +113,35 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
 
 
-def metrics_for_display(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The metrics table turned for reading: one row per metric (with units), one column per clip."""
-    df = metrics.rename(columns=METRIC_LABELS).T.astype(float).round(3)
+def metrics_for_display(metrics: pd.DataFrame, first: str | None = None) -> pd.DataFrame:
+    """The metrics table turned for reading: one row per metric (with units), one column per
+    clip, then one ``<clip> − <first>`` column per other checkpoint when ``first`` is given."""
+    df = metrics.T.astype(float)
     df.columns = [str(c) for c in df.columns]
+    if first is not None and first in df.columns:
+        others = [c for c in df.columns if c != first and not c.endswith("(reference)")]
+        for c in others:
+            df[f"{c} − {first}"] = df[c] - df[first]
+        df.loc["mcd_db", [f"{c} − {first}" for c in others]] = math.nan  # already a distance to the first
+    df = df.rename(index=METRIC_LABELS).round(3)
     return df.rename_axis("metric").reset_index()
+
+
+def pairs_for_display(pairwise: pd.DataFrame) -> pd.DataFrame:
+    """The pair table with worded column names."""
+    return pairwise.round(4).rename(columns=PAIR_LABELS)
+
+
+def differences_markdown(c: Comparison) -> str:
+    """What differs from the first checkpoint, one line per notable metric, in words."""
+    if len(c.clips) < 2:
+        return ""
+    first = c.clips[0].label
+    lines = []
+    for label, diffs in c.differences.items():
+        said = "; ".join(diffs) if diffs else "no notable difference in the measured metrics"
+        lines.append(f"- **{label}** vs {first}: {said}")
+    return f"**What differs from {first}** (the first checkpoint):\n" + "\n".join(lines)
 
 
 def verdict_markdown(c: Comparison) -> str:
@@ -116,14 +149,22 @@ def verdict_markdown(c: Comparison) -> str:
     if c.verdict is None:
         return "Exact-match check needs two rendered clips."
     a, b = c.clips[0].label, c.clips[1].label
-    lines = [f"**{a} vs {b}: {c.verdict.describe()}**"]
+    lines = [f"Exact match, **{a} vs {b}: {c.verdict.describe()}**"]
     if c.verdict_aligned is not None and c.verdict_aligned.verdict != "different":
         lines.append(f"After undoing a delay: **{c.verdict_aligned.describe()}**")
+    if not c.aligned_difference:
+        da, db = c.clips[0].analysis.duration_s, c.clips[1].analysis.duration_s
+        lines.append(
+            f"No difference plot: the two are different audio ({da:.2f} s vs {db:.2f} s) that do not line up "
+            "sample by sample, so subtracting them would mean nothing; compare the spectra and metrics instead."
+        )
     lines.append(
         f"<span class='wb-muted'>identical = every sample equal; equal within tolerance = no sample differs by "
         f"more than {c.verdict.atol:g} ({20 * math.log10(c.verdict.atol):.0f} dBFS)</span>"
     )
-    return "  \n".join(lines)
+    verdict = "  \n".join(lines)
+    diffs = differences_markdown(c)
+    return f"{diffs}\n\n{verdict}" if diffs else verdict
 
 
 def status_markdown(c: Comparison) -> str:
@@ -145,9 +186,9 @@ def status_markdown(c: Comparison) -> str:
 # ---------------------------------------------------------------------------- handlers
 
 N_PLAYERS = 1 + MAX_CLIPS  # the reference and up to four checkpoints
-#: compare handlers return: status, link, (column, audio, caption) per player, verdict,
-#: 5 figures, metrics, pairwise, files, enhancement-diff checkpoint choices
-N_COMPARE_OUTPUTS = 2 + 3 * N_PLAYERS + 1 + 5 + 3 + 1
+#: compare handlers return: status, link, (column, audio, caption) per player, verdict (with
+#: the differences in words), 6 figures, metrics, pairwise, files, enhancement-diff checkpoint choices
+N_COMPARE_OUTPUTS = 2 + 3 * N_PLAYERS + 1 + 6 + 3 + 1
 N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3 + 1
 N_ENH_OUTPUTS = 6
 _JS_SET_URL = "(q) => { if (q) { window.history.replaceState(null, '', q); } return []; }"
@@ -178,11 +219,12 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
         verdict_markdown(c),
         str(fig["overlay"]),
         gr.update(value=str(fig["difference"]), visible=True) if "difference" in fig else gr.update(visible=False),
+        str(fig["spectrum"]),
         str(fig["spectrograms"]),
         str(fig["pitch"]),
         str(fig["energy"]),
-        metrics_for_display(c.metrics),
-        c.pairwise.round(4),
+        metrics_for_display(c.metrics, c.clips[0].label),
+        pairs_for_display(c.pairwise),
         [str(p) for p in c.files],
         gr.update(choices=checkpoints, value=checkpoints[0]),
     ]
@@ -454,13 +496,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     )
     overlay = image(label="Waveform overlay (min/max envelopes)")
     difference = image(label="Difference of the first two checkpoints")
+    spectrum = image(label="Long-term average spectrum and difference to the first checkpoint")
     spectro = image(label="Log-mel spectrograms (one colour scale)")
     pitch = image(label="Pitch (F0): Hz and semitones, voiced regions as bars")
     energy = image(label="Energy (RMS level)")
     metrics = gr.Dataframe(
         label="Metrics (st = semitones; the CSV download has one row per clip)", interactive=False, max_height=720
     )
-    pairwise = gr.Dataframe(label="Pairs: MCD after DTW and exact-match verdict", interactive=False)
+    pairwise = gr.Dataframe(label="Pairs: spectral distance after time alignment, exact match", interactive=False)
     files = gr.File(label="Downloads: figures (PNG) and metrics (CSV)", file_count="multiple", interactive=False)
 
     with gr.Accordion("Enhancement diff: one clip without and with a preset", open=False):
@@ -477,7 +520,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         enh_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
 
     inputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, align]
-    outputs = [status, link_box, *players, verdict, overlay, difference, spectro, pitch, energy, metrics, pairwise]
+    outputs = [status, link_box, *players, verdict, overlay, difference, spectrum, spectro, pitch, energy]
+    outputs += [metrics, pairwise]
     outputs += [files, enh_ck]
     assert len(outputs) == N_COMPARE_OUTPUTS
     load_outputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, enh_ck, enh_preset]
