@@ -27,7 +27,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--votes", default="votes/votes.csv", help="vote CSV (default: votes/votes.csv)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="override settings.device")
+    p.add_argument(
+        "--no-auth-i-know",
+        action="store_true",
+        help="serve a non-loopback --host without login (everyone who can reach it is an admin)",
+    )
+    p.add_argument(
+        "--idle-hours", type=float, default=12.0, help="log out a login unused this long (hours, default: 12)"
+    )
+    p.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=1.0,
+        help="refuse to render or serve audio below this much free disk (GB, default: 1; votes still work)",
+    )
     return p.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def make_context(args: argparse.Namespace):
@@ -49,6 +75,16 @@ def make_context(args: argparse.Namespace):
             )
     if args.share and users is None:
         raise AuthError("--share needs login: add users with `python -m workbench users add` and pass --auth FILE")
+    if users is None and not is_loopback(args.host):
+        if not args.no_auth_i_know:
+            raise AuthError(
+                f"--host {args.host} serves the network without login: everyone who can reach it would be an "
+                "admin. Add users (python -m workbench users add NAME --role admin) and pass --auth users.json, "
+                "or pass --no-auth-i-know if this network is trusted"
+            )
+        logging.getLogger("app").warning(
+            "serving %s WITHOUT login (--no-auth-i-know): everyone who can reach it is an admin", args.host
+        )
     return AppContext(
         catalog=catalog,
         votes_path=Path(args.votes),
@@ -80,32 +116,47 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     from workbench.errors import WorkbenchError
+    from workbench.security import restrict_new_files
 
+    restrict_new_files()  # votes, schedules, users, temp files: 0600 in 0700 folders
     try:
         ctx = make_context(args)
     except WorkbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    from workbench.security import make_private
     from workbench.ui import build_app
+    from workbench.ui.guard import Limits
 
+    make_private(ctx.votes_path.parent, ctx.votes_path, ctx.data_dir, Path(ctx.data_dir) / "tests")
+    if ctx.users is not None:
+        make_private(ctx.users.path)
+    ctx.extras["share"] = args.share  # behind the share tunnel, client addresses come in X-Forwarded-For
+    ctx.extras["limits"] = Limits(idle_s=args.idle_hours * 3600, min_free_bytes=int(args.min_free_gb * 1e9))
     demo = build_app(ctx)
-    demo.queue(default_concurrency_limit=8)
+    demo.queue(default_concurrency_limit=8, api_open=False)  # no direct POSTs that skip the queue
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(ctx))
     return 0
 
 
 def launch_options(ctx) -> dict:
-    """``launch()`` arguments that follow from the context: login, and the one folder of
-    anonymous audio copies the blind test hands to browsers (nothing else is served)."""
+    """``launch()`` arguments that follow from the context: login (throttled, checked off
+    the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the one folder
+    of anonymous audio copies the blind test hands to browsers (nothing else is served)."""
     from workbench.ui.blind import served_dir
+    from workbench.ui.guard import Guard, launch_kwargs
 
-    auth = (lambda u, p: ctx.users.verify(u, p)) if ctx.users else None
+    if "guard" not in ctx.extras:
+        share = bool(ctx.extras.get("share"))
+        ctx.extras["guard"] = Guard(ctx, ctx.extras.get("limits"), trust_forwarded=share)
+    guard = ctx.extras["guard"]
     return {
-        "auth": auth,
+        "auth": None,
         "auth_message": "Listening workbench: log in with the name and password you were given.",
         "show_error": False,
         "allowed_paths": [str(served_dir(ctx))],
         "max_file_size": MAX_UPLOAD,
+        **launch_kwargs(ctx, guard),
     }
 
 

@@ -39,15 +39,15 @@ def test_share_without_users_refuses_to_start(tmp_path, monkeypatch, capsys, dem
 
 def test_users_cli_add_list_remove(tmp_path, capsys):
     f = tmp_path / "users.json"
-    assert cli_main(["users", "add", "zed", "--role", "admin", "--password", "pw-123456", "--file", str(f)]) == 0
-    assert cli_main(["users", "add", "yan", "--password", "pw-654321", "--file", str(f)]) == 0
+    assert cli_main(["users", "add", "zed", "--role", "admin", "--password", "pw-123456-long", "--file", str(f)]) == 0
+    assert cli_main(["users", "add", "yan", "--password", "pw-654321-long", "--file", str(f)]) == 0
     capsys.readouterr()
     assert cli_main(["users", "list", "--file", str(f)]) == 0
     assert capsys.readouterr().out.split("\n")[:2] == ["yan\trater", "zed\tadmin"]
     raw = f.read_text()
-    assert "pw-123456" not in raw and json.loads(raw)["users"]["zed"]["salt"]
+    assert "pw-123456-long" not in raw and json.loads(raw)["users"]["zed"]["salt"]
     store = UserStore(f)
-    assert store.verify("zed", "pw-123456") and not store.verify("zed", "pw-1234567")
+    assert store.verify("zed", "pw-123456-long") and not store.verify("zed", "pw-1234567-long")
     assert cli_main(["users", "remove", "yan", "--file", str(f)]) == 0
     assert [u.name for u in store.list()] == ["zed"]
     assert cli_main(["users", "remove", "nobody", "--file", str(f)]) == 1
@@ -66,14 +66,17 @@ def test_wrong_password_is_refused(site):
         PageClient(site.url, auth=("ann", "wrong-one"))
     with pytest.raises(Exception):  # noqa: B017 - gradio_client raises a plain ValueError
         Client(site.url, auth=("nobody", "whatever"), verbose=False)
-    ok = Client(site.url, auth=("ann", PASSWORDS["ann"]), verbose=False)  # the right password works
+    ok = Client(site.url, auth=("boss", PASSWORDS["boss"]), verbose=False)  # the right password works
     assert ok.view_api(return_format="dict", print_info=False) is not None
+    PageClient(site.url, auth=("ann", PASSWORDS["ann"]))  # for a rater too
 
 
 def test_gradio_client_sees_no_blind_endpoint(site):
     from gradio_client import Client
 
-    c = Client(site.url, auth=("ann", PASSWORDS["ann"]), verbose=False)
+    with pytest.raises(ValueError, match="for admins"):  # a rater gets no API description at all
+        Client(site.url, auth=("ann", PASSWORDS["ann"]), verbose=False)
+    c = Client(site.url, auth=("boss", PASSWORDS["boss"]), verbose=False)
     info = c.view_api(return_format="dict", print_info=False)
     assert info["named_endpoints"] == {} or not any("vote" in k for k in info["named_endpoints"])
     page = client(site, "ann")

@@ -61,18 +61,18 @@ def test_usage_error_exits_2():
 
 def test_users_add_list_remove(tmp_path):
     f = str(tmp_path / "users.json")
-    r = wb("users", "add", "alice", "--role", "admin", "--file", f, input="s3cret-pw\n")
+    r = wb("users", "add", "alice", "--role", "admin", "--file", f, input="s3cret-pw-long\n")
     assert r.returncode == 0, r.stderr
-    assert wb("users", "add", "bob", "--password", "another-pw", "--file", f).returncode == 0
+    assert wb("users", "add", "bob", "--password", "another-pw-long", "--file", f).returncode == 0
     out = wb("users", "list", "--file", f).stdout
     assert "alice\tadmin" in out and "bob\trater" in out
-    assert "s3cret-pw" not in (tmp_path / "users.json").read_text()
+    assert "s3cret-pw-long" not in (tmp_path / "users.json").read_text()
     from workbench.users import UserStore
 
     store = UserStore(f)
-    assert store.verify("alice", "s3cret-pw") and not store.verify("alice", "wrong")
+    assert store.verify("alice", "s3cret-pw-long") and not store.verify("alice", "wrong")
     assert wb("users", "remove", "bob", "--file", f).returncode == 0
     r = wb("users", "remove", "bob", "--file", f)
     assert r.returncode == 1 and "no user 'bob'" in r.stderr
     r = wb("users", "add", "x", "--password", "123", "--file", f)
-    assert r.returncode == 1 and "at least 6 characters" in r.stderr
+    assert r.returncode == 1 and "use at least 10" in r.stderr

@@ -313,7 +313,7 @@ def test_uploaded_names_like_paths_stay_in_the_upload_folder(site, tmp_path):
     from gradio.utils import get_upload_folder
 
     folder = Path(get_upload_folder()).resolve()
-    page = _rater(site)
+    page = admin_page(site)  # raters may not upload at all (tests/test_security.py)
     for name in PATH_NAMES:
         r = _upload(page, name, b"title: x\n")
         assert r.status_code == 200, (name, r.text)
@@ -327,7 +327,7 @@ def test_uploaded_names_like_paths_stay_in_the_upload_folder(site, tmp_path):
 
 
 def test_a_huge_upload_is_refused(site):
-    page = _rater(site)
+    page = admin_page(site)
     r = _upload(page, "big.yaml", b"#" * (2 * 1024 * 1024))
     assert r.status_code == 413 and "maximum allowed size" in r.text
 
@@ -397,7 +397,8 @@ def test_files_not_uploaded_cannot_be_passed_as_uploads(site):
 
 def test_raters_cannot_load_plans(site):
     rater = _rater(site)
-    r = _upload(rater, "plan.yaml", GOOD_PLAN.encode())
+    assert _upload(rater, "plan.yaml", GOOD_PLAN.encode()).status_code == 403
+    r = _upload(admin_page(site), "plan.yaml", GOOD_PLAN.encode())  # a file the rater learned of
     with pytest.raises(CallFailed, match="for admins"):
         _load_plan(rater, r.json()[0], "plan.yaml")
 
@@ -605,8 +606,10 @@ def test_oversize_and_malformed_votes_are_refused_and_the_app_goes_on(site):
         page.pc.trigger(player, "play")
     token = page.value("wb-token")
     n = len(read_votes(site.ctx.votes_path)) if site.ctx.votes_path.exists() else 0
-    with pytest.raises(CallFailed, match="the comment has 20000000 characters; the limit is 2000"):
+    with pytest.raises(CallFailed, match="the server takes at most 4 MB"):
         page.pc.call(vote["id"], [None, token, [], "z" * 20_000_000])  # a 20 MB request
+    with pytest.raises(CallFailed, match="the comment has 2000000 characters; the limit is 2000"):
+        page.pc.call(vote["id"], [None, token, [], "z" * 2_000_000])  # 2 MB gets to the handler
     for reasons in ([{"a": 1}] * 10, ["../../etc/passwd"], ["accent", 7]):
         with pytest.raises(CallFailed, match="is not in the list of choices"):
             page.pc.call(vote["id"], [None, token, reasons, ""])

@@ -44,6 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_users(args: argparse.Namespace) -> int:
     """Manage the login users file."""
+    from .security import check_password
     from .users import UserStore
 
     store = UserStore(args.file)
@@ -57,12 +58,29 @@ def cmd_users(args: argparse.Namespace) -> int:
         store.remove(args.name)
         print(f"removed {args.name}")
         return 0
-    password = args.password
-    if password is None:
-        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("password: ")
+    password = _read_password(args)
+    check_password(args.name, password)
     store.add(args.name, password, args.role)
     print(f"{args.name} ({args.role}) saved to {args.file}")
     return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """The new password: ``--password-stdin`` (one line), ``--password`` (with a warning: it
+    shows in the process list and the shell history), else asked twice at the terminal."""
+    if args.password is not None:
+        print(
+            "warning: --password is visible to other users of this machine (process list) and stays "
+            "in your shell history; prefer the prompt or --password-stdin",
+            file=sys.stderr,
+        )
+        return args.password
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise WorkbenchError("the two passwords differ; nothing was saved")
+    return first
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -146,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("action", choices=["add", "remove", "list"])
     u.add_argument("name", nargs="?")
     u.add_argument("--role", choices=["rater", "admin"], default="rater", help="role for add (default: rater)")
-    u.add_argument("--password", default=None, help="password for add (default: prompt, or read one line of stdin)")
+    u.add_argument("--password-stdin", action="store_true", help="read the password for add from one line of stdin")
+    u.add_argument(
+        "--password", default=None, help="password for add (discouraged: visible in the process list; default: prompt)"
+    )
     u.add_argument("--file", default="users.json", help="users file (default: users.json)")
     u.set_defaults(func=cmd_users)
 

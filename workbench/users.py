@@ -42,15 +42,28 @@ class UserStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # the parsed file and the (inode, mtime, size) it was read at: every request of a
+        # logged-in user checks the role, so the file is re-read only when it changed
+        self._cache: tuple[tuple, dict[str, User]] | None = None
 
     def _read(self) -> dict[str, User]:
-        if not self.path.exists():
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return {}
+        except OSError as e:
+            raise AuthError(f"{self.path}: cannot read the users file ({e})") from None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cache = self._cache
+        if cache is not None and cache[0] == stamp:
+            return dict(cache[1])
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return {n: User(name=n, **u) for n, u in raw.get("users", {}).items()}
+            users = {n: User(name=n, **u) for n, u in raw.get("users", {}).items()}
         except (OSError, ValueError, TypeError, AttributeError) as e:
             raise AuthError(f"{self.path}: not a valid users file ({e}); fix or remove it") from None
+        self._cache = (stamp, users)
+        return dict(users)
 
     def _write(self, users: dict[str, User]) -> None:
         data = {"users": {u.name: {"role": u.role, "salt": u.salt, "hash": u.hash} for u in users.values()}}
@@ -88,6 +101,11 @@ class UserStore:
             _digest(password or "", b"0" * 16)  # same cost for unknown users
             return False
         return hmac.compare_digest(user.hash, _digest(password or "", bytes.fromhex(user.salt)))
+
+    def fingerprint(self, name: str) -> str | None:
+        """A value that changes when ``name``'s password changes; None if there is no such user."""
+        user = self._read().get(name or "")
+        return user.hash[:16] if user else None
 
     def role(self, name: str | None) -> Role | None:
         user = self._read().get(name or "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import blind, catalog_panel, compare, render_panel, results
+from . import blind, catalog_panel, compare, guard, render_panel, results
 from .common import AppContext, role_of
 
 TAB_IDS = ("compare", "blind", "results")
@@ -20,6 +20,7 @@ CSS = """
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     """Build the whole app (not launched)."""
+    guard.use_private_temp(ctx)  # Gradio's cache under the data dir, not the machine-wide temp folder
     with gr.Blocks(title="Listening workbench", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.Markdown("# Listening workbench", elem_classes="wb-title")
         # With login, Compare and Results start hidden and the page opens on Blind A/B; the
@@ -41,6 +42,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 return _admin_tabs(ctx, request)
 
             demo.load(admin_tabs, None, [compare_tab, results_tab, tabs], api_name=False)
+        guard.close_session_on_unload(ctx, demo)
     return demo
 
 
