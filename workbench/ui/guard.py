@@ -472,8 +472,8 @@ def close_session_on_unload(ctx: AppContext, demo: gr.Blocks) -> None:
             return
         for value in list(holder[h].state_data.values()):
             if isinstance(value, RaterSession):
-                names = [Path(p).name for p in value.served]
-                value.close()
+                names = [str(n) for n in dict(getattr(value, "names", None) or {}).values()]
+                value.close()  # deletes the served copies of its current trial
                 for name in names:
                     for copy in temp_dir(ctx).glob(f"*/{name}"):
                         copy.unlink(missing_ok=True)
