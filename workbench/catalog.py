@@ -12,10 +12,12 @@ and relative paths resolve against the YAML file's folder.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -116,8 +118,71 @@ class Sentence(_Frozen):
         return v.strip()
 
 
+class ResembleEnhanceStep(_Frozen):
+    """Chain step: resemble-enhance's denoiser or enhancer (see :class:`EnhancePreset` for the fields)."""
+
+    type: Literal["resemble-enhance"]
+    denoise: bool = False  # run resemble-enhance's denoiser
+    enhance: bool = False  # run resemble-enhance's enhancer (CFM)
+    nfe: int = Field(64, ge=1, le=256)  # number of function evaluations of the CFM solver
+    solver: Literal["midpoint", "rk4", "euler"] = "midpoint"
+    lambd: float = Field(0.5, ge=0, le=1)  # denoising strength before enhancement
+    tau: float = Field(0.5, ge=0, le=1)  # prior temperature of the CFM
+    weights_dir: Path | None = None  # local resemble-enhance run folder (None: Hugging Face)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ResembleEnhanceStep:
+        if not (self.denoise or self.enhance):
+            raise ValueError("a resemble-enhance step needs denoise: true and/or enhance: true")
+        return self
+
+
+class CommandStep(_Frozen):
+    """Chain step: an external program that reads ``{input}`` and writes ``{output}`` (WAV files).
+
+    ``argv`` is the argument list (no shell); ``{input}``, ``{output}`` and ``{seed}`` (the
+    take's seed) are replaced in every element. The program runs in ``cwd`` (default: the
+    catalog's folder), so relative paths in its arguments work as written.
+    """
+
+    type: Literal["command"]
+    argv: tuple[str, ...] = Field(min_length=1)  # program and arguments
+    timeout_s: float = Field(600.0, gt=0, le=86400)  # the program is killed after this long (s)
+    files: tuple[Path, ...] = ()  # files whose content goes into the cache key (model, config)
+    cwd: Path | None = None  # working folder (the catalog's folder when loaded from a file)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> CommandStep:
+        joined = " ".join(self.argv)
+        missing = [p for p in ("{input}", "{output}") if p not in joined]
+        if missing:
+            raise ValueError(f"argv must contain {' and '.join(missing)} (where the program reads and writes audio)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return Path(self.argv[0]).name
+
+
+class LoudnessStep(_Frozen):
+    """Chain step: loudness normalisation (peak-limited at -1 dBFS); always the last step."""
+
+    type: Literal["loudness"]
+    target_lufs: float | None = Field(-23.0, ge=-70, le=0)  # None: measured, left untouched
+
+
+ChainStep = Annotated[ResembleEnhanceStep | CommandStep | LoudnessStep, Field(discriminator="type")]
+#: the flat fields of a preset, which ``steps`` replaces
+FLAT_PRESET_FIELDS = ("denoise", "enhance", "nfe", "solver", "lambd", "tau", "weights_dir", "target_lufs")
+
+
 class EnhancePreset(_Frozen):
-    """A resemble-enhance + loudness preset applied after synthesis."""
+    """Post-processing applied after synthesis: resemble-enhance + loudness, or a chain of ``steps``.
+
+    The flat fields describe the classic preset (enhancer step, then loudness). ``steps``
+    instead lists an ordered chain of ``resemble-enhance``, ``command`` and ``loudness``
+    steps (loudness at most once, last); see :meth:`chain`.
+    """
 
     name: str
     denoise: bool = False  # run resemble-enhance's denoiser
@@ -128,10 +193,49 @@ class EnhancePreset(_Frozen):
     tau: float = Field(0.5, ge=0, le=1)  # prior temperature of the CFM
     weights_dir: Path | None = None  # local resemble-enhance run folder (None: Hugging Face)
     target_lufs: float | None = Field(-23.0, ge=-70, le=0)  # loudness target; None = untouched
+    steps: tuple[ChainStep, ...] | None = None  # an ordered chain instead of the fields above
+
+    @model_validator(mode="after")
+    def _steps_or_fields(self) -> EnhancePreset:
+        if self.steps is None:
+            return self
+        both = [f for f in FLAT_PRESET_FIELDS if f in self.model_fields_set]
+        if both:
+            raise ValueError(
+                f"give either steps or {', '.join(both)}, not both (put them in a resemble-enhance or loudness step)"
+            )
+        if not self.steps:
+            raise ValueError("steps is empty; list at least one step or remove it")
+        kinds = [s.type for s in self.steps]
+        if "loudness" in kinds[:-1]:
+            raise ValueError("the loudness step must be the last step (and appear once)")
+        return self
+
+    def chain(self) -> tuple[ResembleEnhanceStep | CommandStep | LoudnessStep, ...]:
+        """The ordered steps this preset runs (a flat preset becomes enhancer step + loudness)."""
+        if self.steps is not None:
+            return self.steps
+        out: list = []
+        if self.denoise or self.enhance:
+            out.append(
+                ResembleEnhanceStep(
+                    type="resemble-enhance",
+                    **{f: getattr(self, f) for f in ("denoise", "enhance", "nfe", "solver", "lambd", "tau")},
+                    weights_dir=self.weights_dir,
+                )
+            )
+        out.append(LoudnessStep(type="loudness", target_lufs=self.target_lufs))
+        return tuple(out)
 
     @property
     def uses_enhancer(self) -> bool:
-        return self.denoise or self.enhance
+        return any(s.type == "resemble-enhance" for s in self.chain())
+
+    @property
+    def loudness_target(self) -> float | None:
+        """The LUFS target of the chain's loudness step (None: no loudness step or untouched)."""
+        last = self.chain()[-1]
+        return last.target_lufs if last.type == "loudness" else None
 
 
 class Settings(_Frozen):
@@ -184,7 +288,17 @@ _SECTIONS = {
     "sentences": (Sentence, "id"),
     "enhancements": (EnhancePreset, "name"),
 }
-_PATH_FIELDS = ("model_dir", "clips_dir", "demo_dir", "audio", "demo_audio", "weights_dir", "cache_dir", "data_dir")
+_PATH_FIELDS = (
+    "model_dir",
+    "clips_dir",
+    "demo_dir",
+    "audio",
+    "demo_audio",
+    "weights_dir",
+    "cache_dir",
+    "data_dir",
+    "cwd",
+)
 
 
 def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
@@ -236,6 +350,19 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
                 out[k] = p if p.is_absolute() else base / p
         return out
 
+    def resolve_step(step, loc: tuple):
+        """A chain step with its paths resolved (weights_dir, files, cwd; cwd defaults to the catalog's folder)."""
+        if not isinstance(step, dict):
+            return step
+        out = resolve_paths(step, loc)
+        if out.get("type") == "command":
+            out.setdefault("cwd", base)
+            if isinstance(out.get("files"), list):
+                out["files"] = [
+                    f if not isinstance(f, str) or Path(f).is_absolute() else base / f for f in out["files"]
+                ]
+        return out
+
     allowed_top = {"version", "settings", *_SECTIONS}
     for key in data:
         if key not in allowed_top:
@@ -278,6 +405,11 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
             if id_field in fields:
                 report((*loc, id_field), "is taken from the entry's key; remove it")
                 continue
+            if section == "enhancements" and isinstance(fields.get("steps"), list):
+                fields = {
+                    **fields,
+                    "steps": [resolve_step(st, (*loc, "steps", i)) for i, st in enumerate(fields["steps"])],
+                }
             try:
                 table[key] = model(**{id_field: key, **resolve_paths(fields, loc)})
             except ValidationError as e:
@@ -287,8 +419,8 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
     enh = tables["enhancements"]
     if "none" not in enh:
         enh = {"none": EnhancePreset(name="none"), **enh}
-    elif enh["none"].uses_enhancer:
-        report(("enhancements", "none"), "must not denoise or enhance (it is the untouched baseline)")
+    elif any(step.type != "loudness" for step in enh["none"].chain()):
+        report(("enhancements", "none"), "must not denoise, enhance or run commands (it is the untouched baseline)")
 
     if problems:
         problems.sort(key=lambda p: p[0])
@@ -409,22 +541,50 @@ def catalog_summary(cat: Catalog) -> list[dict[str, str]]:
     return rows
 
 
+def command_problem(step: CommandStep) -> str | None:
+    """Why a command step cannot run here (program not found / not executable, a hashed file missing), or None."""
+    prog = step.argv[0]
+    if "/" in prog:
+        path = Path(prog) if Path(prog).is_absolute() else (step.cwd or Path.cwd()) / prog
+        if not path.is_file():
+            return f"command {prog!r}: {path} not found; install the program or fix argv[0]"
+        if not os.access(path, os.X_OK):
+            return f"command {prog!r}: {path} is not executable; chmod +x it or run it through its interpreter"
+    elif shutil.which(prog) is None:
+        return f"command {prog!r}: not found on PATH; install it or give its full path in argv[0]"
+    for f in step.files:
+        if not Path(f).is_file():
+            return f"command {prog!r}: hashed file {f} missing; put it there or fix files"
+    return None
+
+
 def preset_availability(p: EnhancePreset) -> Availability:
-    """An enhancement preset is available when its weights folder exists (or it needs none)."""
-    loud = f"loudness {p.target_lufs:g} LUFS" if p.target_lufs is not None else "loudness untouched"
-    if not p.uses_enhancer:
-        return Availability("model", loud)
-    steps = "+".join(s for s, on in (("denoise", p.denoise), ("enhance", p.enhance)) if on)
-    if p.weights_dir is None:
-        return Availability("base_model", f"resemble-enhance {steps} (weights downloaded on first use), {loud}")
-    ckpt = p.weights_dir / "ds" / "G" / "default" / "mp_rank_00_model_states.pt"
-    if ckpt.is_file():
-        return Availability("model", f"resemble-enhance {steps} from {p.weights_dir}, {loud}")
-    return Availability(
-        "unavailable",
-        f"{p.weights_dir}: resemble-enhance weights missing (expected ds/G/default/mp_rank_00_model_states.pt); "
-        "put a resemble-enhance run folder here",
-    )
+    """A preset is available when every step can run: enhancer weights present, commands found."""
+    loud = f"loudness {p.loudness_target:g} LUFS" if p.loudness_target is not None else "loudness untouched"
+    parts, source = [], "model"
+    for step in p.chain():
+        if step.type == "loudness":
+            continue
+        if step.type == "command":
+            problem = command_problem(step)
+            if problem:
+                return Availability("unavailable", problem)
+            parts.append(f"command {step.label}")
+            continue
+        what = "+".join(s for s, on in (("denoise", step.denoise), ("enhance", step.enhance)) if on)
+        if step.weights_dir is None:
+            parts.append(f"resemble-enhance {what} (weights downloaded on first use)")
+            source = "base_model"
+            continue
+        ckpt = step.weights_dir / "ds" / "G" / "default" / "mp_rank_00_model_states.pt"
+        if not ckpt.is_file():
+            return Availability(
+                "unavailable",
+                f"{step.weights_dir}: resemble-enhance weights missing "
+                "(expected ds/G/default/mp_rank_00_model_states.pt); put a resemble-enhance run folder here",
+            )
+        parts.append(f"resemble-enhance {what} from {step.weights_dir}")
+    return Availability(source, ", ".join([*parts, loud]))
 
 
 def _status(a: Availability) -> str:

@@ -1,8 +1,20 @@
-"""Post-synthesis steps: resemble-enhance (denoise / enhance) and loudness normalisation.
+"""Post-synthesis chains: resemble-enhance (denoise / enhance), external commands, loudness.
 
 Each step is a plain function on ``(y, sr)`` (mono float32 ``(n_samples,)``, rate in Hz);
-:func:`apply_preset` runs a preset's steps in order and reports what it did for the
-clip's provenance.
+:func:`apply_preset` runs a preset's chain (:meth:`EnhancePreset.chain`) in order and
+reports what it did for the clip's provenance.
+
+Every step but loudness is cached by content in a :class:`StepCache`: the key hashes the
+step's input samples, its settings (for a command: the argument list and the content of
+its ``files``; for resemble-enhance: its weights) and the seed where it matters. So
+re-running a chain after changing its last step reads the earlier steps' outputs from
+the cache, and a changed command (or model file) computes again from that step on.
+
+A ``command`` step writes its input to a temporary ``{input}`` WAV (24-bit), runs the
+program without a shell in its ``cwd``, and reads ``{output}`` back (any rate; resampled to
+the chain's rate). A non-zero exit, a timeout (the program's whole process group is
+killed) or a missing output raises :class:`StepFailed` naming the step, the exit status
+and the last lines of its stderr; a batch records that per clip and goes on.
 
 resemble-enhance runs through its own inference API
 (``resemble_enhance.enhancer.inference.denoise`` / ``enhance``) from a local run folder
@@ -16,6 +28,13 @@ same output on the same device.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -23,12 +42,21 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .catalog import EnhancePreset, preset_availability
+from .catalog import CommandStep, EnhancePreset, LoudnessStep, ResembleEnhanceStep, command_problem, preset_availability
 from .devices import device_lock, resolve_device, seeded
-from .errors import ModelUnavailable, RenderError
+from .errors import AudioError, ModelUnavailable, RenderError
+from .hashing import sha256_file
 
 #: resemble-enhance's upper limit for the CFM solver's function evaluations
 MAX_NFE = 128
+#: bump when a step's output changes for the same input and settings (invalidates step caches)
+CHAIN_VERSION = "1"
+#: stderr lines of a failing command quoted in its error
+STDERR_TAIL_LINES = 5
+
+
+class StepFailed(RenderError):
+    """A chain step failed for one clip (exit status, timeout, no output); the batch goes on."""
 
 
 def loudness_step(y: np.ndarray, sr: int, *, target_lufs: float | None) -> tuple[np.ndarray, dict]:
@@ -104,6 +132,11 @@ def _load(run_dir: Path | None, device: str):
         ) from None
 
 
+def _enhancer_label(p) -> str:
+    """What an enhancer preset or step runs, for provenance (``denoise`` or ``enhance(nfe=..., ...)``)."""
+    return f"enhance(nfe={p.nfe}, solver={p.solver}, lambd={p.lambd}, tau={p.tau})" if p.enhance else "denoise"
+
+
 def enhancer_step(
     y: np.ndarray, sr: int, preset: EnhancePreset, *, device: str = "auto", seed: int = 0
 ) -> tuple[np.ndarray, int, dict]:
@@ -142,13 +175,11 @@ def enhancer_step(
                     tau=preset.tau,
                     run_dir=run_dir,
                 )
-                step = f"enhance(nfe={preset.nfe}, solver={preset.solver}, lambd={preset.lambd}, tau={preset.tau})"
             else:
                 out, out_sr = denoise(dwav, sr, dev, run_dir=run_dir)
-                step = "denoise"
     out = out.detach().float().cpu().numpy().reshape(-1)
     info = {
-        "enhancer_step": step,
+        "enhancer_step": _enhancer_label(preset),
         "enhancer_device": dev,
         "enhancer_weights": str(run_dir) if run_dir is not None else "huggingface",
         "enhancer_seconds": round(time.perf_counter() - t0, 4),
@@ -156,19 +187,217 @@ def enhancer_step(
     return out.astype(np.float32), int(out_sr), info
 
 
-def apply_preset(
-    y: np.ndarray, sr: int, preset: EnhancePreset, *, device: str = "auto", seed: int = 0
-) -> tuple[np.ndarray, dict]:
-    """Apply ``preset`` (enhancer step, then loudness) to ``y`` at ``sr``; output stays at ``sr``.
+def weights_hash(weights_dir: Path | None) -> str:
+    """Content hash of a resemble-enhance run folder's weights (+ hparams.yaml); a fixed name for Hugging Face."""
+    if weights_dir is None:
+        return "huggingface:ResembleAI/resemble-enhance"
+    h = hashlib.sha256(sha256_file(enhancer_checkpoint(weights_dir)).encode())
+    hp = Path(weights_dir) / "hparams.yaml"
+    if hp.is_file():
+        h.update(sha256_file(hp).encode())
+    return h.hexdigest()
 
-    ``seed`` seeds the enhancer's sampling (ignored by the other steps).
+
+def step_fingerprint(step, *, seed: int) -> dict:
+    """Everything about a step that changes its output, without paths (a moved folder keeps its cache)."""
+    if step.type == "resemble-enhance":
+        settings = step.model_dump(mode="json", exclude={"weights_dir"})
+        return {**settings, "weights": weights_hash(step.weights_dir), "seed": seed}
+    if step.type == "command":
+        out = {"type": "command", "argv": list(step.argv), "files": [sha256_file(f) for f in step.files]}
+        if any("{seed}" in a for a in step.argv):
+            out["seed"] = seed
+        return out
+    return step.model_dump(mode="json")
+
+
+def audio_hash(y: np.ndarray, sr: int) -> str:
+    """sha256 of a signal's float32 samples and its rate."""
+    h = hashlib.sha256(str(int(sr)).encode())
+    h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def step_key(input_hash: str, step, *, seed: int) -> str:
+    """Cache key of one step's output: its input's hash + :func:`step_fingerprint` + :data:`CHAIN_VERSION`."""
+    blob = json.dumps(
+        {"version": CHAIN_VERSION, "input": input_hash, "step": step_fingerprint(step, seed=seed)}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class StepCache:
+    """Outputs of chain steps by :func:`step_key`, as 32-bit float WAV (exact); thread-safe.
+
+    ``stats`` counts ``hits`` (outputs read back) and ``stored`` (outputs computed and stored).
     """
-    info: dict = {"enhancement": preset.name}
-    if preset.uses_enhancer:
-        y2, sr2, step = enhancer_step(y, sr, preset, device=device, seed=seed)
-        info.update(step)
-        y = audio.resample(y2, orig_sr=sr2, target_sr=sr) if sr2 != sr else y2
-        y = audio.validate(y, sr, name=f"output of preset {preset.name!r}")
-    y, loud = loudness_step(y, sr, target_lufs=preset.target_lufs)
-    info.update(loud)
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.stats = {"hits": 0, "stored": 0}
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.wav"
+
+    def get(self, key: str) -> tuple[np.ndarray, int] | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            y, sr = audio.load(path)
+        except AudioError:  # damaged entry: compute again
+            path.unlink(missing_ok=True)
+            return None
+        self._count("hits")
+        return y, sr
+
+    def put(self, key: str, y: np.ndarray, sr: int) -> None:
+        audio.write(self._path(key), y, sr, subtype="FLOAT")
+        self._count("stored")
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1
+
+
+def _tail(text: str, n: int = STDERR_TAIL_LINES) -> str:
+    lines = [ln.rstrip()[:300] for ln in text.splitlines() if ln.strip()]
+    return "\n".join(f"    {ln}" for ln in lines[-n:]) or "    (no stderr)"
+
+
+def command_step(
+    y: np.ndarray, sr: int, step: CommandStep, *, seed: int = 0, name: str = ""
+) -> tuple[np.ndarray, dict]:
+    """Run an external program on ``y`` (``sr`` Hz); returns its output at ``sr`` and what ran.
+
+    Raises
+    ------
+    StepFailed
+        the program is missing, exits non-zero, runs past ``timeout_s`` or writes no
+        readable audio to ``{output}``; the message names ``name`` (the step), the exit
+        status and the last lines of its stderr.
+    """
+    name = name or f"command {step.label}"
+    problem = command_problem(step)
+    if problem:
+        raise StepFailed(f"{name}: {problem}")
+    with tempfile.TemporaryDirectory(prefix="workbench-step-") as tmp:
+        src, dst = Path(tmp) / "input.wav", Path(tmp) / "output.wav"
+        audio.write(src, y, sr, subtype="PCM_24", durable=False)
+        subs = {"{input}": str(src), "{output}": str(dst), "{seed}": str(seed)}
+        argv = []
+        for a in step.argv:
+            for k, v in subs.items():
+                a = a.replace(k, v)
+            argv.append(a)
+        if "/" in argv[0] and not Path(argv[0]).is_absolute():
+            argv[0] = str((step.cwd or Path.cwd()) / argv[0])
+        t0 = time.perf_counter()
+        try:
+            # a session of its own, so a timeout can kill the program and everything it started
+            proc = subprocess.Popen(
+                argv,
+                cwd=step.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise StepFailed(f"{name}: cannot start {argv[0]!r}: {e.strerror or e}") from None
+        try:
+            _, err = proc.communicate(timeout=step.timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            raise StepFailed(
+                f"{name}: did not finish within {step.timeout_s:g} s and was stopped "
+                f"(raise timeout_s or check the program); last stderr lines:\n{_tail(err.decode(errors='replace'))}"
+            ) from None
+        seconds = time.perf_counter() - t0
+        stderr = err.decode(errors="replace")
+        if proc.returncode != 0:
+            raise StepFailed(f"{name}: exited with status {proc.returncode}; last stderr lines:\n{_tail(stderr)}")
+        if not dst.is_file() or dst.stat().st_size == 0:
+            raise StepFailed(
+                f"{name}: exited 0 but wrote nothing to {{output}}; check that the program writes the path "
+                f"given in place of {{output}}; last stderr lines:\n{_tail(stderr)}"
+            )
+        try:
+            out, out_sr = audio.load(dst)
+        except AudioError as e:
+            raise StepFailed(f"{name}: wrote audio that cannot be used: {e}") from None
+    if out_sr != sr:
+        out = audio.resample(out, orig_sr=out_sr, target_sr=sr)
+    return out, {"seconds": round(seconds, 4), "output_sr": out_sr}
+
+
+def _as_preset(step: ResembleEnhanceStep, name: str) -> EnhancePreset:
+    fields = step.model_dump(exclude={"type"})
+    return EnhancePreset(name=name, **fields)
+
+
+def apply_preset(
+    y: np.ndarray,
+    sr: int,
+    preset: EnhancePreset,
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    cache: StepCache | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Run ``preset``'s chain on ``y`` at ``sr``; the output stays at ``sr``.
+
+    ``seed`` seeds the enhancer's sampling (and fills ``{seed}`` in commands). With a
+    ``cache``, each step but loudness is read from it when its key is there, else
+    computed and stored. Returns the audio and provenance: ``enhancement``, ``chain``
+    (per step: ``step``, ``key``, ``cached``, ``seconds``), the enhancer's and the loudness
+    step's own fields.
+
+    Raises
+    ------
+    StepFailed
+        a command step failed for this clip.
+    ModelUnavailable
+        a resemble-enhance step's weights cannot be loaded.
+    """
+    info: dict = {"enhancement": preset.name, "chain": []}
+    y = audio.validate(y, sr, name=f"input of preset {preset.name!r}")
+    current = audio_hash(y, sr)
+    steps = preset.chain()
+    for i, step in enumerate(steps, start=1):
+        label = f"{preset.name} step {i} ({step.type if step.type != 'command' else 'command ' + step.label})"
+        if isinstance(step, LoudnessStep):
+            y, loud = loudness_step(y, sr, target_lufs=step.target_lufs)
+            info.update(loud)
+            info["chain"].append({"step": label, "cached": False})
+            continue
+        if isinstance(step, ResembleEnhanceStep):  # missing weights: say so before hashing them
+            avail = preset_availability(_as_preset(step, preset.name))
+            if not avail.ok:
+                raise ModelUnavailable(f"preset {preset.name!r} is unavailable: {avail.reason}")
+        key = step_key(current, step, seed=seed)
+        t0 = time.perf_counter()
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            y, hit_sr = hit
+            if isinstance(step, ResembleEnhanceStep):
+                info["enhancer_step"] = _enhancer_label(step)
+            if hit_sr != sr:
+                y = audio.resample(y, orig_sr=hit_sr, target_sr=sr)
+        else:
+            if isinstance(step, ResembleEnhanceStep):
+                y2, sr2, extra = enhancer_step(y, sr, _as_preset(step, preset.name), device=device, seed=seed)
+                info.update(extra)
+                y = audio.resample(y2, orig_sr=sr2, target_sr=sr) if sr2 != sr else y2
+            else:
+                y, _ = command_step(y, sr, step, seed=seed, name=label)
+            y = audio.validate(y, sr, name=f"output of {label}")
+            if cache is not None:
+                cache.put(key, y, sr)
+        info["chain"].append(
+            {"step": label, "key": key, "cached": hit is not None, "seconds": round(time.perf_counter() - t0, 4)}
+        )
+        current = audio_hash(y, sr)
     return y, info
