@@ -9,9 +9,9 @@ DEV=0; [[ "${1:-}" == "--dev" ]] && DEV=1
 PY=${PYTHON:-python3}
 
 # System packages: FFmpeg libraries (torchaudio reads audio through torchcodec),
-# espeak-ng (regenerates the demo), chromium (browser tests, --dev only).
+# espeak-ng (regenerates the demo); --dev adds chromium (browser tests) and sox (a chain-step test).
 SYS_PKGS=(libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 espeak-ng)
-[[ $DEV == 1 ]] && SYS_PKGS+=(chromium)
+[[ $DEV == 1 ]] && SYS_PKGS+=(chromium sox)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${SYS_PKGS[@]}"; do

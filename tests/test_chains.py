@@ -280,3 +280,78 @@ def test_sox_as_a_chain_step(tmp_path, voice):
     assert np.allclose(y, voice * 10 ** (-6 / 20), atol=2e-4)  # 24-bit WAV in, sox's gain out
     assert info["loudness_in_lufs"] == pytest.approx(audio.loudness(voice, SR) - 6, abs=0.05)
     assert info["chain"][0]["step"] == "quieter step 1 (command sox)"
+
+
+# ---------------------------------------------------------------------------- in the renderer
+
+
+@pytest.fixture
+def chain_catalog(demo_catalog_path):
+    """The demo catalog plus chain presets: low-pass, the same with another loudness, a failing one."""
+    (demo_catalog_path.parent / "svc.pth").write_bytes(b"model v1")
+    lp = prog("lowpass.py", "1500")
+    demo_catalog_path.write_text(
+        demo_catalog_path.read_text()
+        + textwrap.indent(
+            textwrap.dedent(
+                f"""
+                lp:
+                  steps:
+                    - {{type: command, argv: {lp}, files: [svc.pth]}}
+                    - {{type: loudness, target_lufs: -23}}
+                lp-louder:
+                  steps:
+                    - {{type: command, argv: {lp}, files: [svc.pth]}}
+                    - {{type: loudness, target_lufs: -20}}
+                broken:
+                  steps:
+                    - {{type: command, argv: {prog("fail.py")}}}
+                """
+            ),
+            "  ",
+        )
+    )
+    return demo_catalog_path
+
+
+def test_a_chain_renders_through_the_cache_and_reuses_its_steps(chain_catalog):
+    from workbench.render import Renderer, RenderRequest
+
+    r = Renderer(load_catalog(chain_catalog))
+    first = r.render(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp"))
+    assert [c["cached"] for c in first.provenance["chain"]] == [False, False]
+    steps = sorted((r.cache_dir / "steps").rglob("*.wav"))
+    assert len(steps) == 1
+    louder = r.render(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp-louder"))
+    assert louder.key != first.key and louder.provenance["chain"][0]["cached"] is True
+    assert sorted((r.cache_dir / "steps").rglob("*.wav")) == steps  # nothing new computed
+    a, b = first.load()[0], louder.load()[0]
+    assert np.allclose(b, a * 10 ** (3 / 20), atol=1e-3)
+    (chain_catalog.parent / "svc.pth").write_bytes(b"model v2")  # a hashed file changed: new clip key
+    assert r.plan(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp")).key != first.key
+
+
+def test_a_failing_step_fails_its_clips_and_the_batch_goes_on(chain_catalog, tmp_path):
+    from workbench.render import Renderer, expand_matrix, render_batch
+
+    r = Renderer(load_catalog(chain_catalog))
+    reqs = expand_matrix(r.catalog, checkpoints="feb1", references="surya_1", sentences="pangram,names",
+                         enhancements="broken,lp")  # fmt: skip
+    manifest, rows = render_batch(r, reqs, tmp_path / "out")
+    status = {(row["sentence"], row["enhancement"]): row for row in rows}
+    assert [status[(s, "lp")]["status"] for s in ("pangram", "names")] == ["ok", "ok"]
+    for s in ("pangram", "names"):
+        row = status[(s, "broken")]
+        assert row["status"] == "failed" and "StepFailed" in row["error"]
+        assert "exited with status 3" in row["error"] and "problem line 8" in row["error"]
+
+
+def test_the_commented_softvc_example_in_the_catalog_is_valid(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "checkpoints.yaml").read_text().splitlines()
+    start = lines.index("  # softvc:")
+    text = "\n".join(line.replace("  # ", "  ", 1) if n >= start else line for n, line in enumerate(lines))
+    preset = parse_catalog(text, path=root / "checkpoints.yaml").enhancement("softvc")
+    assert [s.type for s in preset.chain()] == ["resemble-enhance", "command", "loudness"]
+    svc = preset.chain()[1]
+    assert svc.argv[0].endswith("/svc") and "{output}" in svc.argv and len(svc.files) == 2

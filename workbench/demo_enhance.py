@@ -71,6 +71,7 @@ def runs_as_stand_in(catalog: Catalog, preset: EnhancePreset, checkpoint_source:
     """True when ``preset`` on a clip from ``checkpoint_source`` should run the stand-in."""
     return (
         preset.uses_enhancer
+        and preset.steps is None  # a chain (commands, several steps) has no stand-in
         and checkpoint_source == "demo"
         and not preset_availability(preset).ok
         and stand_in_importable() is None

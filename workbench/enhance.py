@@ -211,6 +211,21 @@ def step_fingerprint(step, *, seed: int) -> dict:
     return step.model_dump(mode="json")
 
 
+def preset_identity(preset: EnhancePreset, *, seed: int) -> dict:
+    """What a preset adds to a clip's content key, without paths.
+
+    A flat preset keeps its fields (and ``enhancer_hash``, the weights' content) as keys
+    always had; a chain lists :func:`step_fingerprint` of each step, so a changed
+    command, model file or enhancer weights file gives the clip a new key.
+    """
+    if preset.steps is None:
+        out: dict = {"preset": preset.model_dump(mode="json", exclude={"weights_dir", "steps"})}
+        if preset.uses_enhancer:
+            out["enhancer_hash"] = weights_hash(preset.weights_dir)
+        return out
+    return {"preset": {"name": preset.name, "chain": [step_fingerprint(s, seed=seed) for s in preset.steps]}}
+
+
 def audio_hash(y: np.ndarray, sr: int) -> str:
     """sha256 of a signal's float32 samples and its rate."""
     h = hashlib.sha256(str(int(sr)).encode())

@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import audio
 from .errors import RenderError
@@ -30,13 +31,21 @@ class Produced:
     provenance: dict
 
 
-def produce(plan: RenderPlan, backends: Mapping[str, SynthesisBackend], *, node: str | None = None) -> Produced:
+def produce(
+    plan: RenderPlan,
+    backends: Mapping[str, SynthesisBackend],
+    *,
+    node: str | None = None,
+    step_cache_dir: Path | None = None,
+) -> Produced:
     """Render ``plan`` with ``backends[plan.backend]``, then its enhancement preset and loudness.
 
     ``node`` names the machine in the provenance (default: this host's name).
+    ``step_cache_dir`` keeps each post-processing step's output by content
+    (:class:`~workbench.enhance.StepCache`; None: every step runs).
     Raises :class:`~workbench.errors.WorkbenchError` subclasses naming what to fix.
     """
-    from .enhance import apply_preset  # torch and resemble-enhance load only when a preset needs them
+    from .enhance import StepCache, apply_preset  # torch and resemble-enhance load only when a preset needs them
 
     backend = backends.get(plan.backend)
     if backend is None:
@@ -53,7 +62,8 @@ def produce(plan: RenderPlan, backends: Mapping[str, SynthesisBackend], *, node:
 
         y, enh_info = apply_stand_in(y, CLIP_SR, plan.preset, seed=plan.seed)
     else:
-        y, enh_info = apply_preset(y, CLIP_SR, plan.preset, device=plan.device, seed=plan.seed)
+        cache = StepCache(step_cache_dir) if step_cache_dir is not None else None
+        y, enh_info = apply_preset(y, CLIP_SR, plan.preset, device=plan.device, seed=plan.seed, cache=cache)
     t2 = time.perf_counter()
     flac = audio.encode_flac(y, CLIP_SR, name=plan.label)
     synth_timings = extra.pop("synth_timings_s", {})

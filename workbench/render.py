@@ -96,19 +96,11 @@ __all__ = [
 ]
 
 
-def enhancer_hash(preset: EnhancePreset) -> str | None:
-    """Content hash of the weights a preset runs (None for presets without an enhancer step)."""
-    if not preset.uses_enhancer:
-        return None
-    if preset.weights_dir is None:
-        return "huggingface:ResembleAI/resemble-enhance"
-    from .enhance import enhancer_checkpoint
+def preset_identity(preset: EnhancePreset, *, seed: int) -> dict:
+    """What a preset adds to a clip's content key (see :func:`workbench.enhance.preset_identity`)."""
+    from .enhance import preset_identity as identity  # keeps torch out of importing render
 
-    h = hashlib.sha256(sha256_file(enhancer_checkpoint(preset.weights_dir)).encode())
-    hp = preset.weights_dir / "hparams.yaml"
-    if hp.is_file():
-        h.update(sha256_file(hp).encode())
-    return h.hexdigest()
+    return identity(preset, seed=seed)
 
 
 class Renderer:
@@ -196,12 +188,12 @@ class Renderer:
             "language": language,
             "take": req.take,
             "seed": seed,
-            "preset": preset.model_dump(mode="json", exclude={"weights_dir"}),
         }
         if stand_in:
+            identity["preset"] = preset.model_dump(mode="json", exclude={"weights_dir", "steps"})
             identity["stand_in"] = STAND_IN_VERSION
-        elif preset.uses_enhancer:
-            identity["enhancer_hash"] = enhancer_hash(preset)
+        else:
+            identity.update(preset_identity(preset, seed=seed))
         source_file = ref_path = None
         if avail.source in ("clips", "demo"):
             backend = ClipFolderBackend.name
@@ -280,7 +272,7 @@ class Renderer:
             if hit is not None:
                 self._count("hits")
                 return hit
-            clip = self.store(plan, produce(plan, self.backends))
+            clip = self.store(plan, produce(plan, self.backends, step_cache_dir=self.cache_dir / "steps"))
             self._count("renders")
             return clip
 
