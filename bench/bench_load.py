@@ -439,13 +439,22 @@ SENTENCES = ["pangram", "numbers", "names", "question", "exclamation", "long", "
 
 
 def load_test(
-    raters: int, seconds: float, *, work: Path, model: Path | None = None, tests: int = 2, alone_votes: int = 30
+    raters: int,
+    seconds: float,
+    *,
+    work: Path,
+    model: Path | None = None,
+    tests: int = 2,
+    alone_votes: int = 30,
+    login_flood: bool = True,
 ) -> dict:
     """Run the load test in ``work``; returns its measurements (see the module docstring).
 
     ``tests`` blind tests are opened (96 trials each per rater; a rater who finishes one
     goes on with the next); ``alone_votes`` votes of one rater on the idle app give the
     baseline latency. ``model``: an XTTS checkpoint folder (default: a tiny one built here).
+    ``login_flood``: during the window, 8 clients also send wrong logins back to back from
+    rotating addresses (every attempt reaches a password check; bench/bench_security.py).
     """
     model = model or tiny_model(work)
     root = work / "app"
@@ -484,11 +493,22 @@ def load_test(
         batch_thread = threading.Thread(target=batch_job, daemon=True)
         window: dict = {}
 
+        flood: dict = {}
+
         def go() -> None:
             window["start"] = time.monotonic()
             batch_thread.start()
+            if login_flood:
+                from bench.bench_security import flood_process
+
+                flood["proc"] = flood_process(app.url, seconds, rotate=True)
 
         crowd = run_raters(app, test_ids, names, seconds, on_start=go)
+        if "proc" in flood:
+            import json
+
+            out, _ = flood["proc"].communicate(timeout=seconds + 120)
+            flood["counts"] = {int(k): v for k, v in json.loads(out or "{}").items()}
         window["end"] = window["start"] + crowd.seconds
         batch_thread.join(timeout=1800)
         rows = check_rows(app.votes, {**alone.acked, **crowd.acked})
@@ -515,7 +535,13 @@ def load_test(
         "batch_busy": max(0.0, busy) / max(crowd.seconds, 1e-9),
         "rows": rows,
         "server_alive": alive,
+        "flood": flood.get("counts"),
     }
+
+
+def _flood_text(counts: dict[int, int]) -> str:
+    total = sum(counts.values())
+    return f"{total} wrong logins ({counts.get(400, 0)} checked, {counts.get(429, 0)} refused as too many)"
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -527,12 +553,13 @@ def run(quick: bool = False) -> list[dict]:
     n_err = len(r["errors"])
     return [
         {
-            "name": f"load: errors, {raters} raters x {seconds:.0f} s + render batch",
+            "name": f"load: errors, {raters} raters x {seconds:.0f} s + render batch + login flood",
             "figure": (
                 f"{n_err} errors in {r['votes']} votes ({r['rate']:.0f} votes/s); render batch "
                 f"{batch.get('ok', 0)}/{batch.get('clips', 0)} clips in {batch.get('seconds', 0):.0f} s, "
                 f"rendering {100 * r['batch_busy']:.0f}% of the window"
             )
+            + (f"; login flood: {_flood_text(r['flood'])}" if r.get("flood") is not None else "")
             + (f"; first: {r['errors'][0][:120]}" if n_err else ""),
             "value": float(n_err),
             "target": "0 errors",

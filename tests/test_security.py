@@ -213,6 +213,10 @@ def test_below_the_free_space_floor_serving_refuses_but_votes_work(site, monkeyp
         r.pc.run_dep([d for d in r.pc.deps.values() if d.get("trigger_after") == vote_dep["id"]][0])
     with pytest.raises(CallFailed, match="out of disk space"):
         Rater(site, "bob").start(test_id)
+    admin.page_load()
+    for label in ("Render batch", "Render and compare"):  # an admin's renders too
+        with pytest.raises(CallFailed, match="out of disk space"):
+            admin.trigger(admin.find(label=label, kind="button"))
 
 
 def test_gradio_temp_files_are_in_the_apps_own_private_folder(site):

@@ -69,9 +69,13 @@ QUOTAS = {
     "load_plan_file": "plan",
     "open_test": "render",
     "close_test": "plan",
+    # admins' renders (Compare, enhancement diff, batch render): only the free-space floor
+    "compare": "admin_render",
+    "enhancement_diff": "admin_render",
+    "batch_render": "admin_render",
 }
 #: categories refused below the free-space floor
-NEEDS_SPACE = {"start", "serve", "render"}
+NEEDS_SPACE = {"start", "serve", "render", "admin_render"}
 
 
 @dataclass
