@@ -126,12 +126,14 @@ def test_tables_follow_the_statistics(votes_csv):
         assert shown["Item"] == r.item_a and shown["vs"] == r.item_b
         assert shown["Wins"] == str(r.wins_a) and shown["Losses"] == str(r.wins_b)
         assert shown["Win rate"] == f"{100 * r.win_rate:.0f}%"
-        assert shown["95% CI"] == f"{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}%"
-        assert shown["p (Holm)"] == report.fmt_p(r.p_holm)
-    assert list(tables["ranking"].frame["Item"]) == list(s.ranking["item"])
+        assert shown["Interval"].startswith(f"{100 * r.verdict_low:.0f}–{100 * r.verdict_high:.0f}%")
+        assert shown["p (sequential, Holm)"] == report.fmt_p(r.p_adj)
+        assert shown["Effective n"] == f"{r.n_eff:.1f}" and shown["Raters"] == str(r.raters)
+        assert shown["Verdict"] == report.fmt_verdict(r)
+    assert [x.split(" (")[0] for x in tables["ranking"].frame["Item"]] == list(s.ranking["item"])
     pos = tables["position"].frame.set_index("Rater")
     assert float(pos.at["zed", "A rate"].rstrip("%")) > 70
-    assert pos.at["zed", "p"] == "<0.001"
+    assert s.position.set_index("rater").at["zed", "p_value"] < 0.01
     # every pair row links to its clips
     for link, r in zip(tables["pairs"].links, s.pairs.itertuples(), strict=True):
         assert link["reference"] == r.example_reference and link["sentence"] == r.example_sentence
@@ -142,16 +144,37 @@ def test_tables_follow_the_statistics(votes_csv):
     assert sel["reference"] == s.references[0] and s.items[0] in sel["checkpoints"]
 
 
+def _many_raters(n: int, *, b_wins: int) -> list[dict]:
+    """``n`` decisive votes, each from its own rater, over 6 clips; apr27 (item b) wins the first ``b_wins``."""
+    rows = []
+    for i in range(n):
+        side = "A" if i % 2 else "B"
+        other = "B" if side == "A" else "A"
+        ref, sent = ("surya_1", "surya_2", "paul_1")[i % 3], ("pangram", "numbers")[i % 2]
+        rows.append(
+            vote(i, rater=f"r{i}", reference=ref, sentence=sent, a_side=side, choice=other if i < b_wins else side)
+        )
+    return rows
+
+
 def test_headline_reads_the_decision():
-    rows = [vote(i, a_side="A", choice="B", reasons="accent") for i in range(12)]
-    rows += [vote(20 + i, a_side="B", choice="B") for i in range(2)]  # feb1 wins 2
-    s = stats.summarize(vote_rows(rows), n_boot=100)
-    line = next(x for x in report.headline(s) if "preferred" in x)
-    assert line.startswith("apr27 is preferred to feb1 in 12 of 14 decisive votes (86%")
-    assert "settled." in line and "p = 0.013" in line
-    few = stats.summarize(vote_rows(rows[:2] + rows[-1:]), n_boot=100)
-    line = next(x for x in report.headline(few) if "preferred" in x)
-    assert "not settled; about" in line and "more votes would settle it" in line
+    s = stats.summarize(vote_rows(_many_raters(40, b_wins=36)), plan=40, n_boot=50)
+    line = next(x for x in report.headline(s) if x.startswith("feb1 vs apr27"))
+    assert "40 raters, 6 clips, 40 decisive votes" in line
+    assert "apr27 preferred to feb1 in 90% (95% interval" in line
+    assert "Settled: apr27 is preferred" in line
+    assert "Warning" not in line
+    few = stats.summarize(vote_rows(_many_raters(40, b_wins=36)[:23]), plan=60, n_boot=50)
+    line = next(x for x in report.headline(few) if x.startswith("feb1 vs apr27"))
+    assert "Not settled yet: 23 of 60 planned votes." in line
+    assert "more votes would settle" not in " ".join(report.headline(few))
+    # three pairs: the correction is named in words
+    s3 = stats.summarize(simulate_votes(np.random.default_rng(1)), n_boot=20)
+    assert all("adjusted for 3 comparisons" in x for x in report.headline(s3) if " vs " in x[:20])
+    assert any("computed from defaults" in x for x in report.headline(s3))
+    # one rater: a visible small-sample warning
+    one = stats.summarize(vote_rows([vote(i, a_side="A", choice="B") for i in range(8)]), n_boot=20)
+    assert any("Warning: small sample" in x for x in report.headline(one))
 
 
 def test_text_and_markdown(votes_csv):
@@ -162,6 +185,9 @@ def test_text_and_markdown(votes_csv):
     assert md.startswith("# Results: test t1")
     assert "| Item" in md and "|---" in md.replace(":", "-")
     for t in report.report_tables(s):
+        if t.frame.empty:
+            assert f"\n{t.title}\n" not in text
+            continue
         section = text.split(f"\n{t.title}\n", 1)[1]
         lines = section.split("\n\n", 1)[0].splitlines()
         # every row printed in order, each cell in its column order
@@ -173,26 +199,26 @@ def test_text_and_markdown(votes_csv):
 
 def test_figures_show_the_numbers(votes_csv):
     s = report.build_summary(votes_csv, "t1")
-    f = report.win_rate_figure(s)
-    ax = f.axes[0]
-    # first pair on top, each point at its win rate
+    figs = report.figures(s)
+    ax = figs["win_rates"].axes[0]
+    # first pair on top, each point at its win rate, its bar the verdict's interval
     at = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)}
     pts = {y: x for x, y in ax.collections[-1].get_offsets()}
     names = [f"{a} vs {b}" for a, b in zip(s.pairs["item_a"], s.pairs["item_b"], strict=True)]
     assert sorted(at, key=at.get, reverse=True) == names
     np.testing.assert_allclose([pts[at[n]] for n in names], s.pairs["win_rate"])
+    segs = ax.collections[0].get_segments()
+    np.testing.assert_allclose([seg[0][0] for seg in segs], s.pairs["verdict_low"])
     assert ax.get_xlim() == (0, 1)
 
-    ax = report.ranking_figure(s).axes[0]
+    ax = figs["ranking"].axes[0]
     np.testing.assert_allclose(ax.collections[-1].get_offsets()[:, 0], s.ranking["strength"])
 
-    fig = report.heatmap_figure(s)
-    grid = fig.axes[0].images[0].get_array()
-    hm = s.heatmap
-    for r in hm.itertuples():
+    grid = figs["heatmap"].axes[0].images[0].get_array()
+    for r in s.heatmap.itertuples():
         assert grid[s.items.index(r.item), s.references.index(r.level)] == pytest.approx(r.score)
 
-    ax = report.reasons_figure(s).axes[0]
+    ax = figs["reasons"].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(s.reasons["tag"]))
     widths = sorted(p.get_width() for p in ax.patches if p.get_width() > 0)
     assert widths == sorted(s.reasons["won"][s.reasons["won"] > 0].astype(float))
@@ -212,7 +238,7 @@ def test_html_report_is_self_contained(votes_csv, tmp_path):
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
     for t in report.report_tables(s):
         assert f"<h2>{t.title}</h2>" in page
-    assert "zed chose slot A" in page
+    assert "Flagged raters: zed (position bias)" in page
 
 
 def test_cli_report(votes_csv, tmp_path, capsys):
@@ -271,3 +297,104 @@ def test_report_command_is_documented():
     for action in sub.choices["report"]._actions:
         for opt in action.option_strings:
             assert opt in line or opt in ("-h", "--help"), opt
+
+
+# --------------------------------------------------------------------------- odd and hostile files
+
+
+def _write(df: pd.DataFrame, path: Path, columns) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df[list(columns)].to_csv(path, index=False, lineterminator="\r\n")
+    return path
+
+
+def _run_all(path: Path, capsys, *extra) -> tuple[str, dict]:
+    """Text and JSON reports of ``path`` through the CLI (both must succeed)."""
+    import json
+
+    assert main(["report", str(path), *extra]) == 0
+    text = capsys.readouterr().out
+    assert main(["report", str(path), "--json", *extra]) == 0
+    return text, json.loads(capsys.readouterr().out)
+
+
+def test_minimal_and_reordered_columns_read(tmp_path, rng, capsys):
+    from workbench.votes import REQUIRED_COLUMNS
+
+    df = simulate_votes(rng)
+    df = df[df["repeat_of"] == ""]  # a spreadsheet without the optional repeat_of column
+    minimal = _write(df, tmp_path / "minimal.csv", REQUIRED_COLUMNS)
+    reordered = _write(df, tmp_path / "reordered.csv", list(REQUIRED_COLUMNS)[::-1])
+    full = write_votes_csv(df, tmp_path / "full.csv")
+    t_min, j_min = _run_all(minimal, capsys)
+    t_rev, j_rev = _run_all(reordered, capsys)
+    t_full, j_full = _run_all(full, capsys)
+    assert t_min.replace("minimal.csv", "X") == t_rev.replace("reordered.csv", "X") == t_full.replace("full.csv", "X")
+    for doc in (j_min, j_rev):
+        assert doc["tests"] == j_full["tests"]
+    test = j_min["tests"][0]
+    assert test["test_id"] == "t1" and len(test["pairs"]) == 3
+    pair = test["pairs"][0]
+    for key in ("n", "decisive", "n_eff", "win_rate", "ci_low", "ci_high", "p_value", "p_adj", "verdict", "raters"):
+        assert key in pair
+    assert pair["verdict"] in stats.VERDICTS
+    assert test["tiers"]["checkpoints"] and isinstance(test["flagged_raters"], list)
+
+
+def test_missing_required_column_is_named(tmp_path, rng, capsys):
+    from workbench.votes import REQUIRED_COLUMNS
+
+    df = simulate_votes(rng)
+    path = _write(df, tmp_path / "no_side.csv", [c for c in REQUIRED_COLUMNS if c != "a_side"])
+    for extra in ([], ["--json"], ["--markdown"]):
+        assert main(["report", str(path), *extra]) == 1
+        err = capsys.readouterr().err
+        assert "a_side" in err and "Traceback" not in err
+
+
+def test_odd_files_give_clear_reports(tmp_path, capsys):
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text(",".join(VOTE_HEADER) + "\r\n", encoding="utf-8")
+    text, doc = _run_all(header_only, capsys)
+    assert "No votes yet" in text and doc["tests"] == []
+
+    one = write_votes_csv(vote_rows([vote(0)]), tmp_path / "one.csv")
+    text, doc = _run_all(one, capsys)
+    pair = doc["tests"][0]["pairs"][0]
+    assert pair["decisive"] == 1 and pair["verdict"] != "settled"
+    assert "Warning: small sample" in text
+
+    ties = write_votes_csv(vote_rows([vote(i, choice="none", rater=f"r{i}") for i in range(6)]), tmp_path / "t.csv")
+    text, doc = _run_all(ties, capsys)
+    t = doc["tests"][0]
+    assert t["pairs"][0]["decisive"] == 0 and t["pairs"][0]["verdict"] != "settled"
+    assert {r["rank"] for r in t["ranking"]} == {1}
+    assert "no decisive vote yet" in text
+
+    rows = [vote(i, rater=f"r{i % 5}", reference=f"ref{i % 4}", a_side="AB"[i % 2], choice="A") for i in range(30)]
+    rows.append(vote(40, a="feb1", b="once", a_side="A", choice="B"))  # seen once
+    rows += [vote(50 + i, a="x1", b="x2", rater=f"r{i}", choice="B") for i in range(3)]  # never met the others
+    text, doc = _run_all(write_votes_csv(vote_rows(rows), tmp_path / "odd.csv"), capsys)
+    rk = {r["item"]: r for r in doc["tests"][0]["ranking"]}
+    assert rk["once"]["preliminary"] and not rk["feb1"]["preliminary"]
+    assert rk["x1"]["group"] != rk["feb1"]["group"]
+    assert {(p["item_a"], p["item_b"]) for p in doc["tests"][0]["pairs"]} == {
+        ("feb1", "apr27"),
+        ("feb1", "once"),
+        ("x1", "x2"),
+    }
+    assert "more votes would settle" not in text
+
+
+def test_twenty_thousand_votes_report(tmp_path, rng, capsys):
+    raters = tuple(f"r{i}" for i in range(40))
+    parts = [
+        simulate_votes(rng, raters=raters, start=k * 10_000, repeats=0).assign(
+            trial_id=lambda d, k=k: d.trial_id + f"-{k}"
+        )
+        for k in range(28)
+    ]
+    df = pd.concat(parts, ignore_index=True).head(20_000)
+    text, doc = _run_all(write_votes_csv(df, tmp_path / "big.csv"), capsys)
+    assert sum(p["n"] for p in doc["tests"][0]["pairs"]) == 20_000
+    assert "Head to head" in text

@@ -17,7 +17,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 from workbench import stats
-from workbench.errors import VoteError
+from workbench.errors import VoteTableError
 
 #: the vote CSV header, in order (shared contract with workbench/votes.py)
 VOTE_HEADER = [
@@ -295,40 +295,142 @@ def test_fleiss_kappa_known_value():
 # --------------------------------------------------------------------------- vote tables
 
 
-def test_pair_table_counts_orientation_and_tests():
+def test_sequential_boundary_known_values():
+    # two-sided continuous-monitoring boundary for alpha 0.05 (Jennison & Turnbull: 2.2414)
+    assert stats.sequential_boundary(0.05) == pytest.approx(2.2414, abs=1e-4)
+    # reflection principle: P(sup|B| >= c) ~ 4 (1 - Phi(c)) for large c
+    assert stats.primitives.prob_sup_abs_brownian(3.0) == pytest.approx(4 * sps.norm.sf(3.0), rel=1e-3)
+    assert stats.repeated_p_value(stats.sequential_boundary(0.01), 1.0) == pytest.approx(0.01, rel=1e-6)
+    # the same statistic seen earlier (smaller fraction) is weaker evidence
+    assert stats.repeated_p_value(3.0, 0.25) > stats.repeated_p_value(3.0, 1.0)
+    # a look at the planned size is stricter than the fixed-sample test it replaces
+    assert stats.repeated_p_value(2.0, 1.0) > 2 * sps.norm.sf(2.0)
+
+
+def test_clustered_reduces_to_wilson_without_clustering():
+    # every vote from its own rater and clip: the two-way variance is the binomial one (times n/(n-1))
+    y = np.r_[np.ones(30), np.zeros(12)]
+    n = len(y)
+    c = stats.clustered_preference(y, np.arange(n), np.arange(n))
+    assert c.deff == pytest.approx(n / (n - 1))
+    assert c.n_eff == pytest.approx(n - 1)
+    assert c.df == n - 1
+    q = sps.t.isf(0.025, n - 1)
+    assert (c.ci_low, c.ci_high) == pytest.approx(stats.primitives.wilson_bounds(30 / n, n - 1, q))
+    assert c.p_value == pytest.approx(2 * sps.t.sf(2 * (30 / n - 0.5) * math.sqrt(n - 1), n - 1))
+    # and close to scipy's Wilson interval for the same counts
+    ci = sps.binomtest(30, n).proportion_ci(method="wilson")
+    assert c.ci_low == pytest.approx(ci.low, abs=0.02) and c.ci_high == pytest.approx(ci.high, abs=0.02)
+
+
+def test_twenty_votes_from_four_groups_are_not_settled():
+    # 2 raters x 2 clips, 5 votes each, all for feb1: 20 votes, but only 4 rater x clip groups
     rows = []
-    # feb1 (item a) vs apr27: apr27 wins 8, feb1 wins 2, 3 ties; sides alternate
+    n = 0
+    for rater in ("ann", "bob"):
+        for ref in ("surya_1", "paul_1"):
+            for _ in range(5):
+                side = "A" if n % 2 else "B"
+                rows.append(vote(n, rater=rater, reference=ref, a_side=side, choice=side))
+                n += 1
+    s = stats.summarize(vote_rows(rows), n_boot=50)
+    r = s.pairs.iloc[0]
+    assert (r.wins_a, r.wins_b, r.raters, r.clips) == (20, 0, 2, 2)
+    assert sps.binomtest(20, 20).pvalue < 1e-5  # what counting votes as independent would say
+    assert r.n_eff <= 2  # worth at most one vote per rater (or clip)
+    assert r.p_value > 0.1
+    assert r.verdict != "settled" and not r.settled
+
+
+def test_repeats_controls_and_training_do_not_count_as_preference():
+    base = [vote(i, a_side="A" if i % 2 else "B", choice="A" if i % 3 else "B", rater=f"r{i % 4}") for i in range(12)]
+    extra = [
+        vote(100, a_side="B", choice="B", trial_id="tr0000x", repeat_of="tr0000", rater="r0"),
+        {**vote(101, a_side="A", choice="A", rater="r1"), "trial_kind": "training"},
+        {**vote(102, a="feb1", b="feb1", a_side="A", choice="A", rater="r2"), "trial_kind": "control"},
+    ]
+    t1 = stats.pair_table(vote_rows(base))
+    df = pd.DataFrame([*base, *extra])
+    t2 = stats.pair_table(df)
+    cols = ["wins_a", "wins_b", "ties", "win_rate", "ci_low", "ci_high", "p_value"]
+    pd.testing.assert_frame_equal(t1[cols], t2[cols])
+    s = stats.summarize(df, n_boot=20)
+    assert s.kind_counts == {"test": 12, "repeat": 1, "control": 1, "training": 1}
+    assert s.n_counted == 12
+
+
+def test_pair_table_counts_orientation_and_plan():
+    rows = []
+    # feb1 (item a) vs apr27: apr27 wins 8, feb1 wins 2, 3 ties; sides alternate; 4 raters, 3 clips
     for i in range(13):
         side = "A" if i % 2 else "B"
         other = "B" if side == "A" else "A"
         choice = "none" if i >= 10 else (other if i < 8 else side)
-        rows.append(vote(i, a_side=side, choice=choice))
+        rows.append(vote(i, a_side=side, choice=choice, rater=f"r{i % 4}", reference=f"ref{i % 3}"))
     # the same pair listed the other way round in a second plan still counts for the pair
-    rows.append(vote(20, a="apr27", b="feb1", a_side="A", choice="A", test_id="t2"))
-    t = stats.pair_table(vote_rows(rows))
+    rows.append(vote(20, a="apr27", b="feb1", a_side="A", choice="A", test_id="t2", rater="r0", reference="ref0"))
+    t = stats.pair_table(vote_rows(rows), target=60)
     assert len(t) == 1
     r = t.iloc[0]
     assert (r.item_a, r.item_b) == ("feb1", "apr27")
-    assert (r.wins_a, r.wins_b, r.ties, r.n) == (2, 9, 3, 14)
+    assert (r.wins_a, r.wins_b, r.ties, r.n, r.decisive, r.used) == (2, 9, 3, 14, 11, 11)
     assert r.win_rate == pytest.approx(2 / 11)
-    lo, hi = stats.wilson_interval(2, 11)
-    assert (r.ci_low, r.ci_high) == (pytest.approx(lo), pytest.approx(hi))
-    assert r.score == pytest.approx((2 + 1.5) / 14)
-    assert r.p_value == pytest.approx(sps.binomtest(2, 11).pvalue)
-    assert r.p_ties_split == pytest.approx(sps.binomtest(3, 13).pvalue)
-    assert r.p_holm == pytest.approx(r.p_value)  # one pair: nothing to correct
-    assert r.votes_needed == stats.votes_needed(2 / 11)
-    more = math.ceil(max(0, r.votes_needed - 11) / (1 - 3 / 14))
-    assert r.more_votes == more
-    assert (r.example_reference, r.example_sentence, r.example_preset) == ("surya_1", "pangram", "none")
+    assert (r.raters, r.clips) == (4, 3)
+    assert r.ci_low < r.win_rate < r.ci_high
+    assert r.verdict == "planned target not reached" and r.target == 60 and r.target_source == "plan"
+    assert r.comparisons == 1 and r.p_adj == pytest.approx(r.p_seq)
+    assert r.leader == "apr27"
+    assert (r.example_reference, r.example_sentence, r.example_preset) == ("ref0", "pangram", "none")
+    # a target below the votes: the first `target` decisive votes decide, the rest are not used
+    r5 = stats.pair_table(vote_rows(rows), target=5).iloc[0]
+    assert r5.used == 5 and r5.decisive == 11 and r5.verdict in ("settled", "not settled")
+    # no target: computed from defaults and said so
+    rd = stats.pair_table(vote_rows(rows)).iloc[0]
+    assert rd.target_source == "defaults"
 
 
 def test_holm_applied_across_pairs(rng):
-    df = simulate_votes(rng)
-    t = stats.pair_table(df)
-    assert len(t) == 3
-    np.testing.assert_allclose(t["p_holm"], stats.holm(t["p_value"]))
-    assert list(t["settled"]) == list(t["p_holm"] < 0.05)
+    df = simulate_votes(rng, raters=("ann", "bob", "cyd", "dan", "eve"))
+    t = stats.pair_table(df, target=40)
+    assert len(t) == 3 and (t["comparisons"] == 3).all()
+    np.testing.assert_allclose(t["p_adj"], stats.holm(t["p_seq"]))
+    assert list(t["settled"]) == list(t["p_adj"] < 0.05)
+    # the verdict interval excludes 50% exactly when its Holm step rejects on its own
+    div = stats.holm_divisors(t["p_seq"])
+    for r, d in zip(t.itertuples(), div, strict=True):
+        excludes = r.verdict_low > 0.5 or r.verdict_high < 0.5
+        assert excludes == (r.p_seq < 0.05 / d)
+        assert r.verdict_confidence == pytest.approx(1 - 0.05 / d)
+
+
+def test_planned_votes():
+    p = stats.planned_votes(1, n_raters=20, n_clips=12)
+    assert p.votes_per_pair > 0 and p.deff >= 1 and p.source == "plan"
+    # more comparisons, a smaller effect or more clustering all need more votes
+    assert stats.planned_votes(3, n_raters=20, n_clips=12).votes_per_pair > p.votes_per_pair
+    assert stats.planned_votes(1, n_raters=20, n_clips=12, min_effect=0.6).votes_per_pair > p.votes_per_pair
+    assert stats.planned_votes(1, n_raters=20, n_clips=12, icc_rater=0.04).votes_per_pair > p.votes_per_pair
+    # ties only change the trials to schedule
+    pt = stats.planned_votes(1, n_raters=20, n_clips=12, tie_rate=0.2)
+    assert pt.votes_per_pair == p.votes_per_pair and pt.trials_per_pair == math.ceil(p.votes_per_pair / 0.8)
+    # with no clustering and one look the size is the normal-approximation size (t with many df)
+    flat = stats.planned_votes(1, n_raters=10**6, n_clips=10**6, icc_rater=0, icc_clip=0)
+    c = stats.sequential_boundary(0.05)
+    expect = ((c * 0.5 + sps.norm.isf(0.2) * math.sqrt(0.65 * 0.35)) / 0.15) ** 2
+    assert flat.votes_per_pair == pytest.approx(expect, rel=0.02)
+    # too few raters: no feasible size, and the note says what to do
+    few = stats.planned_votes(3, n_raters=3, n_clips=8)
+    assert few.votes_per_pair is None and "add raters" in few.note
+    assert stats.planned_votes(1, n_raters=1, n_clips=8).votes_per_pair is None
+    with pytest.raises(ValueError, match="min_effect"):
+        stats.planned_votes(1, min_effect=0.4)
+    # the plan stores to_dict(); the target reads back from a dict, an object or the plan itself
+    d = {"test_id": "ab-1", "sample_size": p.to_dict()}
+    assert stats.target_from_plan(d) == p.votes_per_pair
+    assert stats.target_from_plan(p) == p.votes_per_pair
+    assert stats.target_from_plan({"test_id": "old"}) is None
+    assert stats.SamplePlan.from_dict(p.to_dict()) == p
+    assert stats.progress_line(23, 60) == "not settled yet: 23 of 60 planned votes"
 
 
 def test_presets_are_items_when_the_checkpoint_is_the_same():
@@ -340,27 +442,58 @@ def test_presets_are_items_when_the_checkpoint_is_the_same():
     assert s.kind == "presets"
     assert s.items == ["none", "denoise"]
     r = s.pairs.iloc[0]
-    assert (r.item_a, r.item_b, r.wins_a, r.wins_b) == ("none", "denoise", 2, 4)
-    assert s.ranking.iloc[0]["item"] == "denoise"
+    assert (r.kind, r.item_a, r.item_b, r.wins_a, r.wins_b) == ("presets", "none", "denoise", 2, 4)
+    assert set(s.ranking["kind"]) == {"presets"}
+
+
+def test_checkpoints_and_presets_are_ranked_separately(rng):
+    ck = simulate_votes(rng, raters=("ann", "bob", "cyd", "dan"))
+    pr = [
+        vote(5000 + i, a="apr27", b="apr27", preset_a="none", preset_b="denoise", a_side="A", choice="B")
+        for i in range(6)
+    ]
+    s = stats.summarize(pd.concat([ck, vote_rows(pr)], ignore_index=True), n_boot=50)
+    assert s.kind == "mixed"
+    assert set(s.tiers) == {"checkpoints", "presets"}
+    rk = s.ranking
+    assert set(rk[rk["kind"] == "checkpoints"]["item"]) == {"feb1", "apr24", "apr27"}
+    assert set(rk[rk["kind"] == "presets"]["item"]) == {"none", "denoise"}
 
 
 def test_ranking_recovers_simulated_strengths(rng):
-    df = pd.concat([simulate_votes(rng, start=i * 1000, test_id="t1") for i in range(4)], ignore_index=True)
-    r = stats.ranking(df, n_boot=300, seed=7)
+    raters = tuple(f"r{i}" for i in range(12))
+    df = pd.concat([simulate_votes(rng, raters=raters, start=i * 1000, test_id="t1") for i in range(2)])
+    r = stats.ranking(df, n_boot=200, seed=7)
     assert list(r["item"]) == ["apr27", "feb1", "apr24"]
-    assert list(r["rank"]) == [1, 2, 3]
     assert (r["ci_low"] <= r["strength"]).all() and (r["strength"] <= r["ci_high"]).all()
-    assert r["p_best"].sum() == pytest.approx(1.0)
-    assert r.iloc[0]["p_best"] > 0.9
-    # true strength ratio apr27 / apr24 is 2 / 0.6 = 3.3
-    ratio = r.iloc[0]["strength"] / r.iloc[2]["strength"]
+    assert r.iloc[0]["rank"] == 1 and not r["preliminary"].any()
+    ratio = r.iloc[0]["strength"] / r.iloc[2]["strength"]  # true 2 / 0.6 = 3.3
     assert 2.0 < ratio < 6.0
-    # seeded: the same seed gives the same intervals, another seed different ones
-    again = stats.ranking(df, n_boot=300, seed=7)
+    again = stats.ranking(df, n_boot=200, seed=7)
     pd.testing.assert_frame_equal(r, again)
-    other = stats.ranking(df, n_boot=300, seed=8)
+    other = stats.ranking(df, n_boot=200, seed=8)
     assert not np.allclose(r["ci_low"], other["ci_low"])
     assert (r["n"] == r["wins"] + r["losses"] + r["ties"]).all()
+
+
+def test_ranking_admits_ties_and_marks_thin_items():
+    # all ties: nobody is better; no listing-order winner
+    rows = [vote(i, a=a, b=b, choice="none", rater=f"r{i % 3}") for i, (a, b) in enumerate([("feb1", "apr27")] * 9)]
+    s = stats.summarize(vote_rows(rows), n_boot=50)
+    assert set(s.ranking["rank"]) == {1}
+    assert s.tiers["checkpoints"].count("~") == 1 and "|" not in s.tiers["checkpoints"]
+    assert s.ranking["preliminary"].all()  # no decisive vote at all
+    assert (s.pairs["verdict"] != "settled").all()
+    # a checkpoint seen once is preliminary, whatever its strength
+    one = [*rows, vote(50, a="feb1", b="apr24", a_side="A", choice="B")]
+    rk = stats.summarize(vote_rows(one), n_boot=50).ranking.set_index("item")
+    assert bool(rk.at["apr24", "preliminary"])
+    # pairs that never met: two separate groups, not ranked against each other
+    apart = [vote(60 + i, a="x1", b="x2", choice="A", rater=f"r{i % 3}") for i in range(4)]
+    s2 = stats.summarize(vote_rows([*rows, *apart]), n_boot=50)
+    assert s2.ranking["group"].nunique() == 2
+    assert ";" in s2.tiers["checkpoints"]
+    assert len(s2.pairs) == 2  # only pairs that met
 
 
 def test_bootstrap_interval_narrows_with_more_votes(rng):
@@ -369,15 +502,15 @@ def test_bootstrap_interval_narrows_with_more_votes(rng):
     ws = stats.ranking(small, n_boot=200).set_index("item")
     wb = stats.ranking(big, n_boot=200).set_index("item")
     width = lambda t: np.log(t["ci_high"] / t["ci_low"])  # noqa: E731
-    assert (width(wb) < width(ws)).all()
+    assert (width(wb).sort_index() < width(ws).sort_index()).all()
 
 
 def test_position_bias_detected_on_a_biased_rater(rng):
     df = pd.concat(
         [
             simulate_votes(rng, raters=("ann", "bob"), tie_rate=0.0),
-            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.85}, start=5000),
-            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.85}, start=6000, test_id="t1b"),
+            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.9}, start=5000),
+            simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.9}, start=6000, test_id="t1b"),
         ],
         ignore_index=True,
     )
@@ -439,22 +572,25 @@ def test_rater_agreement_on_shared_stimuli():
 
 def test_breakdowns_and_heatmap(rng):
     df = simulate_votes(rng)
+    counted = int((df["repeat_of"] == "").sum())  # repeats feed consistency, not the tables
     by_ref = stats.breakdown(df, "reference")
     assert set(by_ref["level"]) == {"surya_1", "surya_2", "paul_1"}
-    # every vote lands in exactly one reference
-    assert by_ref["n"].sum() == len(df)
+    # every counted vote lands in exactly one reference
+    assert by_ref["n"].sum() == counted
+    # exploratory p-values are Holm-adjusted across the whole table
+    raw = [sps.binomtest(int(r.wins_a), int(r.wins_a + r.wins_b)).pvalue for r in by_ref.itertuples()]
+    np.testing.assert_allclose(by_ref["p_adj"], stats.holm(raw))
     by_rater = stats.breakdown(df, "rater")
-    assert by_rater["n"].sum() == len(df)
+    assert by_rater["n"].sum() == counted
     by_clip = stats.breakdown(df, "clip")
-    assert by_clip["n"].sum() == len(df)
-    row = by_clip.iloc[0]
-    assert row["level"] == f"{row.example_reference} / {row.example_sentence}"
-    by_reason = stats.breakdown(df, "reason")
-    assert by_reason["n"].sum() == sum(max(1, len(r.split(";"))) if r else 1 for r in df["reasons"])
+    assert by_clip["n"].sum() == counted
+    assert by_clip.iloc[0]["level"] == "surya_1 / pangram"
+    with pytest.raises(ValueError, match="unknown breakdown"):
+        stats.breakdown(df, "reason")  # reason tags are counts only
     heat = stats.item_scores(df, "reference")
     assert set(heat["item"]) == {"feb1", "apr24", "apr27"}
     # each vote involves two items, so the item records count each vote twice
-    assert heat["n"].sum() == 2 * len(df)
+    assert heat["n"].sum() == 2 * counted
     assert heat["score"].between(0, 1).all()
     with pytest.raises(ValueError, match="unknown breakdown"):
         stats.breakdown(df, "colour")
@@ -475,6 +611,8 @@ def test_reason_table_counts_wins_and_losses():
     assert list(dict.fromkeys(r.index.get_level_values("tag"))) == ["accent", "inflection", "dull/flat"]
     by_ref = stats.reason_table(vote_rows(rows), by="reference")
     assert set(by_ref["level"]) == {"surya_1"}
+    assert not any("p" in c.split("_") for c in r.columns)  # counts and shares, no tests
+    assert r.at[("accent", "apr27"), "share_of_votes"] == pytest.approx(2 / 5)
 
 
 def test_empty_test_gives_an_empty_summary(rng):
@@ -499,9 +637,9 @@ def test_summary_selects_a_test(rng):
 def test_bad_values_are_named(rng):
     df = simulate_votes(rng).head(5).copy()
     df.loc[3, "choice"] = "C"
-    with pytest.raises(VoteError, match=r"v00003.*choice.*'C'"):
+    with pytest.raises(VoteTableError, match=r"v00003.*choice.*'C'"):
         stats.summarize(df)
-    with pytest.raises(VoteError, match="no column choice"):
+    with pytest.raises(VoteTableError, match="no column choice"):
         stats.pair_table(df.drop(columns=["choice"]))
 
 
@@ -518,7 +656,7 @@ def test_rater_agreement_matches_pairwise_kappa(rng):
     df = simulate_votes(rng, raters=("ann", "bob", "cyd", "dan", "eve"), tie_rate=0.2, repeats=0)
     df = df[rng.random(len(df)) < 0.7]
     pairs, fk, n_stim = stats.rater_agreement(df)
-    lab = stats._stimulus_labels(stats.prepare(df)).pivot(index="stimulus", columns="rater", values="label")
+    lab = stats.raters._stimulus_labels(stats.prepare(df)).pivot(index="stimulus", columns="rater", values="label")
     assert len(pairs) == 10
     for r in pairs.itertuples():
         both = lab[[r.rater_1, r.rater_2]].dropna()
@@ -528,3 +666,40 @@ def test_rater_agreement_matches_pairwise_kappa(rng):
     counts = np.stack([(lab == c).sum(1).to_numpy() for c in ("first", "second", "tie")], axis=1)
     assert n_stim == (counts.sum(1) >= 2).sum()
     assert fk == pytest.approx(stats.fleiss_kappa(counts))
+
+
+def test_rater_screening_flags_and_results_without_flagged(rng):
+    honest = simulate_votes(rng, raters=("ann", "bob", "cyd"), tie_rate=0.0)
+    zed = simulate_votes(rng, raters=("zed",), a_bias={"zed": 0.97}, start=5000)
+    # zed also "prefers" slot A between identical clips; ann never does
+    controls = [
+        {**vote(7000 + i, a="feb1", b="feb1", rater=r, a_side="A", choice="A" if r == "zed" else "none")}
+        | {"trial_kind": "control"}
+        for r in ("zed", "ann")
+        for i in range(8)
+    ]
+    for i, c in enumerate(controls):
+        c["vote_id"], c["trial_id"] = f"c{i}", f"ctl{i}"
+    df = pd.concat([honest, zed, pd.DataFrame(controls)], ignore_index=True)
+    s = stats.summarize(df, n_boot=20)
+    rt = s.raters_table.set_index("rater")
+    assert s.flagged == ["zed"]
+    assert "position bias" in rt.at["zed", "flags"] and "identical" in rt.at["zed", "flags"]
+    assert rt.at["ann", "controls"] == 8 and rt.at["ann", "control_preference"] == 0
+    assert rt.at["zed", "control_preference"] == 1.0
+    # shown with and without: the second table has none of zed's votes
+    assert s.pairs_screened is not None
+    assert s.pairs["n"].sum() - s.pairs_screened["n"].sum() == int((zed["repeat_of"] == "").sum())
+    # listening: a rater who never heard clip B is flagged when the server recorded it
+    deaf = simulate_votes(rng, raters=("dee",), start=8000).assign(fetched_a="1", fetched_b="0")
+    rt2 = stats.rater_table(pd.concat([honest, deaf], ignore_index=True)).set_index("rater")
+    assert "did not listen" in rt2.at["dee", "flags"] and not rt2.at["ann", "flagged"]
+
+
+def test_admin_votes_are_left_out_by_default(rng):
+    df = simulate_votes(rng, raters=("ann", "bob"))
+    df["rater_role"] = np.where(df["rater"] == "bob", "admin", "rater")
+    s = stats.summarize(df, n_boot=20)
+    assert s.raters == ["ann"] and s.admin_votes == int((df["rater"] == "bob").sum())
+    s2 = stats.summarize(df, n_boot=20, include_admin=True)
+    assert s2.raters == ["ann", "bob"] and s2.admin_votes == 0

@@ -121,15 +121,21 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Print the results tables of a vote CSV; --html also writes a self-contained report."""
-    from .errors import VoteError
-    from .report import build_summary, render_text, write_html
+    """Print the results of a vote CSV (text, markdown or JSON); --html also writes a self-contained report."""
+    import json
 
-    summary = build_summary(args.votes, args.test)
+    from .errors import VoteError
+    from .report import build_summary, json_document, render_text, write_html
+
+    kw = {"plans_dir": args.plans, "include_admin": args.include_admin}
+    summary = build_summary(args.votes, args.test, **kw)
     if args.test and args.test not in summary.tests:
         known = ", ".join(summary.tests) or "none yet"
         raise VoteError(f"{args.votes}: no votes for test {args.test!r}; tests with votes: {known}")
-    print(render_text(summary, markdown=args.markdown), end="")
+    if args.json:
+        print(json.dumps(json_document(args.votes, args.test, first=summary, **kw), indent=2, allow_nan=False))
+    else:
+        print(render_text(summary, markdown=args.markdown), end="")
     if args.html:
         print(f"wrote {write_html(summary, args.html)}", file=sys.stderr)
     return 0
@@ -176,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--test", default=None, metavar="ID", help="only this test (default: all votes)")
     rp.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
     rp.add_argument("--markdown", action="store_true", help="print markdown tables instead of plain text")
+    rp.add_argument("--json", action="store_true", help="print one JSON document (per test: pairs, verdicts, tiers)")
+    rp.add_argument(
+        "--plans", default=".workbench/tests", metavar="DIR", help="stored plans, for planned sizes (%(default)s)"
+    )
+    rp.add_argument("--include-admin", action="store_true", help="count admins' votes too (left out by default)")
     rp.set_defaults(func=cmd_report)
 
     pl = sub.add_parser("plan", help="validate a blind-test plan file and print its design")

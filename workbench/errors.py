@@ -50,3 +50,9 @@ class VoteError(WorkbenchError):
 
 class AuthError(WorkbenchError):
     """Login, users file or role problems (e.g. a rater calling an admin function)."""
+
+
+class VoteTableError(WorkbenchError):
+    """A table of votes cannot be analysed (a required column is missing, a cell holds an
+    impossible value). The message names the row and column. Not :class:`VoteError`, which
+    is about storing votes."""

@@ -484,3 +484,164 @@ def save_png(fig: Figure, path: str | Path, *, dpi: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=dpi or fig.dpi)
     return path
+
+
+# --------------------------------------------------------------------------- Results figures
+# Built from a :class:`workbench.stats.Summary` (the Results tab and the HTML report).
+
+
+def _no_data(ax: Axes, text: str = "No votes yet") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="#666", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _pct(x: float) -> str:
+    return "—" if not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def verdict_figure(summary, ax: Axes | None = None) -> Figure:
+    """Each pair's preference with the interval its verdict uses (forest plot; green = settled)."""
+    p = summary.pairs
+    fig, ax = _ax_or_new(ax, 7, 1.2 + 0.55 * max(1, len(p)))
+    if p.empty or not (p["used"] > 0).any():
+        _no_data(ax)
+        return fig
+    y = np.arange(len(p))[::-1]
+    rate = p["win_rate"].to_numpy(float)
+    lo, hi = p["verdict_low"].to_numpy(float), p["verdict_high"].to_numpy(float)
+    colors = ["#2b7a3d" if s else "#444" for s in p["settled"]]
+    ax.axvline(0.5, color="#999", ls="--", lw=1)
+    ax.hlines(y, lo, hi, colors=colors, lw=3, alpha=0.6)
+    ax.scatter(rate, y, c=colors, s=60, zorder=3)
+    ax.set_yticks(y, [f"{a} vs {b}" for a, b in zip(p["item_a"], p["item_b"], strict=True)])
+    for yi, r in zip(y, p.itertuples(index=False), strict=True):
+        ax.annotate(
+            f"{r.wins_a}–{r.wins_b}–{r.ties}  n_eff {r.n_eff:.1f}  {r.verdict}",
+            (1.01, yi),
+            xycoords=("axes fraction", "data"),
+            va="center",
+            fontsize=9,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, len(p) - 0.4)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_xlabel("share of decisive votes for the first item, with the verdict's interval; green = settled")
+    ax.set_title("Head to head")
+    return fig
+
+
+def ranking_figure(summary, ax: Axes | None = None) -> Figure:
+    """Bradley-Terry strengths (log scale) with cluster-bootstrap intervals, tiers top down."""
+    r = summary.ranking
+    fig, ax = _ax_or_new(ax, 7, 1.2 + 0.55 * max(1, len(r)))
+    if r.empty:
+        _no_data(ax)
+        return fig
+    y = np.arange(len(r))[::-1]
+    s = r["strength"].to_numpy(float)
+    lo, hi = r["ci_low"].to_numpy(float), r["ci_high"].to_numpy(float)
+    color = [PALETTE[(int(t) - 1) % len(PALETTE)] for t in r["tier"]]
+    ax.axvline(1.0, color="#999", ls="--", lw=1)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.hlines(y[ok], lo[ok], hi[ok], colors=np.asarray(color)[ok], lw=3, alpha=0.6)
+    ax.scatter(s, y, c=color, s=60, zorder=3)
+    ax.set_xscale("log")
+    _log_ticks(ax, np.concatenate([s, lo, hi]))
+    labels = [
+        f"{row.kind[:5]} tier {row.tier}: {row.item}{' (preliminary)' if row.preliminary else ''}"
+        for row in r.itertuples(index=False)
+    ]
+    ax.set_yticks(y, labels)
+    ax.set_ylim(-0.6, len(r) - 0.4)
+    ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% cluster-bootstrap interval")
+    ax.set_title("Ranking (tiers: not told apart within a tier)")
+    return fig
+
+
+def _log_ticks(ax: Axes, values: np.ndarray) -> None:
+    """Readable ticks (1, 1.5, 2, 3, ...) on a log x axis spanning ``values``."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    v = values[np.isfinite(values) & (values > 0)]
+    if not v.size:
+        return
+    lo, hi = v.min() / 1.05, v.max() * 1.05
+    nice = sorted({m * 10.0**e for e in range(-3, 4) for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)})
+    ticks = [t for t in nice if lo <= t <= hi]
+    while len(ticks) > 8:
+        ticks = ticks[::2]
+    if len(ticks) < 2:
+        return
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x:g}")
+
+
+def score_heatmap(summary, ax: Axes | None = None) -> Figure:
+    """Items x references coloured by score (blue: wins there, red: loses there)."""
+    hm = summary.heatmap
+    refs = list(dict.fromkeys(hm["level"])) if not hm.empty else []
+    items = summary.items
+    fig, ax = _ax_or_new(ax, 1.8 + 1.3 * max(1, len(refs)), 1.0 + 0.6 * max(1, len(items)))
+    if hm.empty:
+        _no_data(ax)
+        return fig
+    grid = np.full((len(items), len(refs)), np.nan)
+    for r in hm.itertuples(index=False):
+        grid[items.index(r.item), refs.index(r.level)] = r.score
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu", vmin=0, vmax=1, aspect="auto")
+    for r in hm.itertuples(index=False):
+        i, j = items.index(r.item), refs.index(r.level)
+        ax.text(
+            j,
+            i,
+            f"{r.score:.0%}\n{r.wins}–{r.losses}–{r.ties}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if abs(r.score - 0.5) > 0.3 else "black",
+        )
+    ax.set_xticks(range(len(refs)), refs, rotation=30, ha="right")
+    ax.set_yticks(range(len(items)), items)
+    ax.set_title("Score by reference (wins + ties/2) / votes (exploratory)")
+    fig.colorbar(im, ax=ax, shrink=0.8, format=lambda v, _: f"{v:.0%}")
+    return fig
+
+
+def reasons_chart(summary, ax: Axes | None = None) -> Figure:
+    """Reason tags: votes each item won (right) and lost (left) that gave the tag (counts, no tests)."""
+    rs = summary.reasons
+    tags = list(dict.fromkeys(rs["tag"])) if not rs.empty else []
+    items = summary.items
+    fig, ax = _ax_or_new(ax, 7, 1.2 + 0.5 * max(1, len(tags)) * max(1, min(len(items), 3)) / 1.5)
+    if rs.empty:
+        _no_data(ax, "No reason tags yet")
+        return fig
+    h = 0.8 / max(1, len(items))
+    base = np.arange(len(tags))[::-1].astype(float)
+    for k, it in enumerate(items):
+        sub = rs[rs["item"] == it].set_index("tag")
+        won = np.array([sub["won"].get(t, 0) for t in tags], float)
+        lost = np.array([sub["lost"].get(t, 0) for t in tags], float)
+        y = base + 0.4 - h * (k + 0.5)
+        c = PALETTE[k % len(PALETTE)]
+        ax.barh(y, won, height=h, color=c, label=it)
+        ax.barh(y, -lost, height=h, color=c, alpha=0.45)
+    ax.axvline(0, color="#333", lw=1)
+    ax.set_yticks(base, tags)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{abs(v):g}")
+    ax.set_xlabel("← votes lost with this tag   |   votes won with this tag →")
+    ax.legend(loc="best", fontsize=9)
+    ax.set_title("Reason tags (ticked after the vote: descriptive counts)")
+    return fig
+
+
+def results_figures(summary) -> dict[str, Figure]:
+    """Every Results chart: ``{"win_rates", "ranking", "heatmap", "reasons"}`` -> Figure."""
+    return {
+        "win_rates": verdict_figure(summary),
+        "ranking": ranking_figure(summary),
+        "heatmap": score_heatmap(summary),
+        "reasons": reasons_chart(summary),
+    }

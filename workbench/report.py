@@ -1,20 +1,18 @@
-"""Results reports: the tables, sentences and charts built from a :class:`~workbench.stats.Summary`.
+"""Results reports: tables, sentences, charts and JSON built from a :class:`~workbench.stats.Summary`.
 
 One path for every consumer, so the Results tab and ``python -m workbench report``
-show the same numbers:
+(text, ``--markdown``, ``--html``, ``--json``) show the same numbers:
 
-``build_summary(path, test_id)``
-    reads the vote CSV (``workbench.votes``), keeps effective votes, runs
-    :func:`workbench.stats.summarize` with the fixed bootstrap settings below.
+``build_summary(path, test_id, plans_dir=...)``
+    reads the vote CSV (``workbench.votes``), keeps effective votes, finds the test's
+    planned size in its stored plan and runs :func:`workbench.stats.summarize`.
 ``report_tables(summary)``
-    the display tables (formatted cells) with, per row, the clips behind it.
+    the display tables, each built from one column spec (:data:`TABLE_SPECS`).
 ``headline(summary)``
-    the decision in sentences ("apr27 beats feb1 in 9 of 11 ...").
-``render_text`` / ``render_html``
-    plain text or markdown for a terminal; a self-contained HTML page (inline CSS,
-    charts as base64 PNG, no external resource) that opens offline.
-
-Figures are matplotlib ``Figure`` objects built without pyplot (thread-safe).
+    the decision in plain sentences.
+``render_text`` / ``render_html`` / ``report_json``
+    terminal text or markdown; a self-contained HTML page (charts from
+    :mod:`workbench.plots` as base64 PNG); one JSON document.
 """
 
 from __future__ import annotations
@@ -23,35 +21,70 @@ import base64
 import datetime as dt
 import html
 import io
+import json
+import logging
 import math
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import plots, stats
 from .errors import VoteError
 
+log = logging.getLogger(__name__)
 Pathlike = str | Path
 
-#: bootstrap resamples for Bradley-Terry intervals (the tab and the CLI use the same)
-N_BOOT = 1000
+#: cluster-bootstrap resamples for ranking intervals (the tab and the CLI use the same)
+N_BOOT = 400
 #: bootstrap seed (fixed, so a report is reproducible from its CSV)
 SEED = 0
 #: label of the "every test" selection
 ALL_VOTES = "All votes"
+#: where stored plans live by default (``settings.data_dir`` / tests)
+DEFAULT_PLANS_DIR = Path(".workbench") / "tests"
 _DASH = "—"
+#: a verdict on fewer effective votes than this gets a visible warning
+SMALL_N_EFF = 10
 
 
 # --------------------------------------------------------------------------- summary
+
+
+def plan_for(plans_dir: Pathlike | None, test_id: str | None):
+    """The stored plan's sample size for ``test_id`` (whatever :func:`stats.target_from_plan` reads), or None.
+
+    A missing folder, test or unreadable plan gives None (the report then computes a
+    target from defaults and says so).
+    """
+    if not plans_dir or not test_id:
+        return None
+    path = Path(plans_dir) / f"{test_id}.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        log.warning("%s: cannot read the plan (%s); using the default planned size", path, e)
+        return None
+    size = raw.get("sample_size") if isinstance(raw, dict) else None
+    if not isinstance(size, dict) or stats.target_from_plan(size) is None:
+        return None
+    try:
+        return stats.SamplePlan.from_dict({**size, "source": "plan"})
+    except TypeError:
+        return stats.target_from_plan(size)
 
 
 def build_summary(
     path: Pathlike,
     test_id: str | None = None,
     *,
+    plans_dir: Pathlike | None = DEFAULT_PLANS_DIR,
+    include_admin: bool = False,
     n_boot: int = N_BOOT,
     seed: int = SEED,
     missing_ok: bool = False,
@@ -61,24 +94,28 @@ def build_summary(
     Parameters
     ----------
     path : str or Path
-        The vote CSV (contract: ``workbench.votes.COLUMNS``).
+        The vote CSV (any file with ``workbench.votes.REQUIRED_COLUMNS``, any order).
     test_id : str, optional
         Test to report; None or "" for all votes.
+    plans_dir : str or Path, optional
+        Folder of stored plans (``<test_id>.json``); the plan's ``sample_size`` sets
+        the target. None or absent: the target is computed from defaults.
+    include_admin : bool
+        Count admins' votes too.
     n_boot, seed : int
         Bootstrap settings (keep the defaults so every view agrees).
     missing_ok : bool
-        Treat a file that does not exist yet as "no votes" instead of an error.
+        Treat a file that does not exist yet as "no votes".
 
     Returns
     -------
     workbench.stats.Summary
-        With ``extra`` holding ``path``, ``rows`` (rows in the file, superseded ones
-        included), ``superseded`` (rows replaced by a changed vote, not counted).
+        ``extra`` holds ``path``, ``rows`` (rows in the file), ``superseded``.
 
     Raises
     ------
     VoteError
-        The file does not exist, or a row is malformed (the message names row and column).
+        The file does not exist or a row is malformed (names row and column).
     """
     from .votes import effective_votes, read_votes
 
@@ -87,7 +124,14 @@ def build_summary(
         raise VoteError(f"{path}: no such vote file; votes are saved by the Blind A/B tab (default votes/votes.csv)")
     raw = read_votes(path)
     eff = effective_votes(raw)
-    summary = stats.summarize(eff, test_id or None, n_boot=n_boot, seed=seed)
+    summary = stats.summarize(
+        eff,
+        test_id or None,
+        plan=plan_for(plans_dir, test_id),
+        include_admin=include_admin,
+        n_boot=n_boot,
+        seed=seed,
+    )
     summary.extra.update(
         path=str(path),
         rows=len(raw),
@@ -98,6 +142,15 @@ def build_summary(
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def _missing(x) -> bool:
+    if x is None or x is pd.NA:
+        return True
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def fmt_pct(x) -> str:
@@ -131,22 +184,25 @@ def fmt_int(x) -> str:
     return _DASH if _missing(x) else str(int(x))
 
 
-def _missing(x) -> bool:
-    if x is None or x is pd.NA:
-        return True
-    try:
-        return math.isnan(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def fmt_more(row) -> str:
-    """The "more votes" cell: 0 once settled, "—" when no number of votes would do."""
-    if bool(row["settled"]):
-        return "0 (settled)"
-    if _missing(row["more_votes"]):
+def fmt_conf(c) -> str:
+    """0.95 -> "95%", 0.98333 -> "98.3%"."""
+    if _missing(c):
         return _DASH
-    return str(int(row["more_votes"]))
+    text = f"{100 * float(c):.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def fmt_verdict(r) -> str:
+    """The verdict cell: "settled", "not settled yet: 23 of 60 planned votes" or "not settled"."""
+    if r.verdict == "planned target not reached":
+        return stats.progress_line(int(r.decisive), None if _missing(r.target) else int(r.target))
+    if r.verdict == "not settled" and _missing(r.target):
+        return "not settled (no feasible planned size)"
+    return str(r.verdict)
 
 
 # --------------------------------------------------------------------------- tables
@@ -157,8 +213,7 @@ class Table:
     """One display table: formatted cells plus the clips behind them.
 
     A selection is what the Compare tab opens: ``{"reference", "sentence",
-    "checkpoints": [...], "preset"}`` (for a plan comparing presets, the one
-    checkpoint and the first side's preset).
+    "checkpoints": [...], "preset"}``.
     """
 
     key: str
@@ -187,32 +242,115 @@ def _selection(reference: str, sentence: str, checkpoints: str, preset: str) -> 
     }
 
 
-def _pair_frame(df: pd.DataFrame, *, level: str | None = None) -> pd.DataFrame:
-    cols = {}
-    if level:
-        cols[level] = df["level"].astype(str)
-    cols.update(
-        {
-            "Item": df["item_a"],
-            "vs": df["item_b"],
-            "Wins": df["wins_a"].map(fmt_int),
-            "Losses": df["wins_b"].map(fmt_int),
-            "Ties": df["ties"].map(fmt_int),
-            "Win rate": df["win_rate"].map(fmt_pct),
-            "95% CI": [fmt_ci(lo, hi) for lo, hi in zip(df["ci_low"], df["ci_high"], strict=True)],
-            "p": df["p_value"].map(fmt_p),
-        }
-    )
-    if not level:
-        cols.update(
-            {
-                "p (ties split)": df["p_ties_split"].map(fmt_p),
-                "p (Holm)": df["p_holm"].map(fmt_p),
-                "Votes needed": df["votes_needed"].map(fmt_int),
-                "More votes": [fmt_more(r) for _, r in df.iterrows()],
-            }
-        )
-    return pd.DataFrame(cols, index=range(len(df))).astype(str)
+#: a column of a display table: header and how to format it from one row (a namedtuple)
+Column = tuple[str, Callable]
+
+
+def _col(name: str, fmt=str) -> Callable:
+    return lambda r: fmt(getattr(r, name))
+
+
+PAIR_SPEC: list[Column] = [
+    ("Kind", _col("kind")),
+    ("Item", _col("item_a")),
+    ("vs", _col("item_b")),
+    ("Wins", _col("wins_a", fmt_int)),
+    ("Losses", _col("wins_b", fmt_int)),
+    ("Ties", _col("ties", fmt_int)),
+    ("Raters", _col("raters", fmt_int)),
+    ("Clips", _col("clips", fmt_int)),
+    ("Votes used", _col("used", fmt_int)),
+    ("Effective n", _col("n_eff", lambda x: fmt_num(x, 1))),
+    ("Win rate", _col("win_rate", fmt_pct)),
+    ("Interval", lambda r: f"{fmt_ci(r.verdict_low, r.verdict_high)} ({fmt_conf(r.verdict_confidence)})"),
+    ("p (sequential, Holm)", _col("p_adj", fmt_p)),
+    ("Planned", _col("target", fmt_int)),
+    ("Verdict", fmt_verdict),
+]
+RANKING_SPEC: list[Column] = [
+    ("Kind", _col("kind")),
+    ("Group", _col("group", fmt_int)),
+    ("Rank", _col("rank", fmt_int)),
+    ("Item", lambda r: f"{r.item}{' (preliminary)' if r.preliminary else ''}"),
+    ("Strength", _col("strength", fmt_num)),
+    ("95% CI", lambda r: _DASH if _missing(r.ci_low) else f"{r.ci_low:.2f}–{r.ci_high:.2f}"),
+    ("Wins", _col("wins", fmt_int)),
+    ("Losses", _col("losses", fmt_int)),
+    ("Ties", _col("ties", fmt_int)),
+]
+BREAKDOWN_SPEC: list[Column] = [
+    ("Level", _col("level")),
+    ("Item", _col("item_a")),
+    ("vs", _col("item_b")),
+    ("Wins", _col("wins_a", fmt_int)),
+    ("Losses", _col("wins_b", fmt_int)),
+    ("Ties", _col("ties", fmt_int)),
+    ("Win rate", _col("win_rate", fmt_pct)),
+    ("p (Holm, exploratory)", _col("p_adj", fmt_p)),
+]
+REASON_SPEC: list[Column] = [
+    ("Tag", _col("tag")),
+    ("Item", _col("item")),
+    ("Won", _col("won", fmt_int)),
+    ("Lost", _col("lost", fmt_int)),
+    ("Tied", _col("tied", fmt_int)),
+    ("Share won", _col("share_won", fmt_pct)),
+    ("Share of item's votes", _col("share_of_votes", fmt_pct)),
+]
+POSITION_SPEC: list[Column] = [
+    ("Rater", _col("rater")),
+    ("Decisive", _col("decisive", fmt_int)),
+    ("Chose A", _col("chose_a", fmt_int)),
+    ("A rate", _col("a_rate", fmt_pct)),
+    ("95% CI", lambda r: fmt_ci(r.ci_low, r.ci_high)),
+    ("p", _col("p_value", fmt_p)),
+    ("Ties", _col("ties", fmt_int)),
+]
+CONSISTENCY_SPEC: list[Column] = [
+    ("Rater", _col("rater")),
+    ("Repeats", _col("repeats", fmt_int)),
+    ("Agree", _col("agree", fmt_int)),
+    ("Rate", _col("rate", fmt_pct)),
+    ("95% CI", lambda r: fmt_ci(r.ci_low, r.ci_high)),
+    ("Same slot", _col("same_slot", fmt_int)),
+    ("Kappa", _col("kappa", fmt_num)),
+]
+CONTROL_SPEC: list[Column] = [
+    ("Rater", _col("rater")),
+    ("Controls", _col("controls", fmt_int)),
+    ("With a preference", _col("preferred", fmt_int)),
+    ("Preference rate", _col("preference_rate", fmt_pct)),
+    ("Top slot share", _col("slot_share", fmt_pct)),
+    ("p (slot)", _col("p_slot", fmt_p)),
+]
+AGREEMENT_SPEC: list[Column] = [
+    ("Rater", _col("rater_1")),
+    ("Rater 2", _col("rater_2")),
+    ("Shared", _col("shared", fmt_int)),
+    ("Agree", _col("agree", fmt_int)),
+    ("Rate", _col("rate", fmt_pct)),
+    ("Cohen's kappa", _col("kappa", fmt_num)),
+]
+RATER_SPEC: list[Column] = [
+    ("Rater", _col("rater")),
+    ("Votes", _col("votes", fmt_int)),
+    ("Ties", _col("ties", fmt_int)),
+    ("A rate", _col("a_rate", fmt_pct)),
+    ("p (position)", _col("p_position", fmt_p)),
+    ("Repeats", _col("repeats", fmt_int)),
+    ("Consistency", _col("consistency", fmt_pct)),
+    ("Controls", _col("controls", fmt_int)),
+    ("Control preference", _col("control_preference", fmt_pct)),
+    ("Median decision (s)", _col("median_decision_s", lambda x: fmt_num(x, 1))),
+    ("Median listening (s)", _col("median_played_s", lambda x: fmt_num(x, 1))),
+    ("Flags", lambda r: r.flags or _DASH),
+]
+
+
+def frame_from_spec(df: pd.DataFrame, spec: list[Column]) -> pd.DataFrame:
+    """A table of formatted cells (all ``str``) from a DataFrame and a column spec."""
+    rows = [[str(fn(r)) for _, fn in spec] for r in df.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=[name for name, _ in spec], dtype=object)
 
 
 def _pair_links(df: pd.DataFrame) -> list[dict | None]:
@@ -222,164 +360,118 @@ def _pair_links(df: pd.DataFrame) -> list[dict | None]:
     ]
 
 
+EXPLORATORY = (
+    "Exploratory: votes are taken as independent within a level and p is Holm-adjusted across the {n} rows "
+    "of this table; a pattern here says where to listen, it is not a verdict."
+)
+
+
 def report_tables(summary) -> list[Table]:
     """Every display table of a summary, in report order (the tab shows the same)."""
     s = summary
-    tables = [
-        Table(
-            "pairs",
-            "Head to head",
-            _pair_frame(s.pairs),
-            _pair_links(s.pairs),
-            "Wins/Losses count votes for Item over vs; win rate among decisive votes with its Wilson 95% "
-            "interval; exact two-sided sign test without ties (p) and with ties split; Holm-adjusted across "
-            "pairs. Votes needed: decisive votes for 80% power at alpha 0.05 at the observed win rate; more "
-            "votes: further votes (ties included) to reach that.",
-        )
-    ]
-    rk = s.ranking
-    tables.append(
-        Table(
-            "ranking",
-            "Ranking (Bradley-Terry)",
-            pd.DataFrame(
-                {
-                    "Rank": rk["rank"].map(fmt_int),
-                    "Item": rk["item"],
-                    "Strength": rk["strength"].map(fmt_num),
-                    "95% CI": [
-                        _DASH if _missing(lo) else f"{lo:.2f}–{hi:.2f}"
-                        for lo, hi in zip(rk["ci_low"], rk["ci_high"], strict=True)
-                    ],
-                    "P(best)": rk["p_best"].map(fmt_pct),
-                    "Wins": rk["wins"].map(fmt_int),
-                    "Losses": rk["losses"].map(fmt_int),
-                    "Ties": rk["ties"].map(fmt_int),
-                    "Score": rk["score"].map(fmt_pct),
-                },
-                index=range(len(rk)),
-            ).astype(str),
-            [None] * len(rk),
-            f"Strength: geometric mean 1; s_i / (s_i + s_j) is the modelled chance that i beats j (ties count "
-            f"half, {s.prior:g} virtual tie per pair). Interval and P(best) from {s.n_boot} bootstrap "
-            f"resamples of the votes (seed {s.seed}). Score = (wins + ties/2) / votes.",
-        )
+    t: list[Table] = []
+
+    def add(key, title, df, spec, note="", links=None):
+        t.append(Table(key, title, frame_from_spec(df, spec), links or [None] * len(df), note))
+
+    plan_note = s.plan.describe() if s.plan is not None else ""
+    add(
+        "pairs",
+        "Head to head",
+        s.pairs,
+        PAIR_SPEC,
+        f"Method: {s.method}. Effective n: the votes' worth as independent votes. Interval: the one the "
+        f"verdict uses (its level is Holm's for that pair; it excludes 50% when the pair is settled). {plan_note}",
+        _pair_links(s.pairs),
     )
-    tables.append(_heatmap_table(s))
-    for key, title, df, level in (
-        ("by_reference", "By reference", s.by_reference, "Reference"),
-        ("by_sentence", "By sentence", s.by_sentence, "Sentence"),
-        ("by_clip", "By clip (reference / sentence)", s.by_clip, "Clip"),
-        ("by_rater", "By rater", s.by_rater, "Rater"),
-        ("by_reason", "By reason tag", s.by_reason, "Tag"),
-    ):
-        tables.append(Table(key, title, _pair_frame(df, level=level), _pair_links(df)))
-    tables[-1].note = "A vote counts once under each of its tags."
+    if s.pairs_screened is not None:
+        add(
+            "pairs_screened",
+            f"Head to head without flagged raters ({', '.join(s.flagged)})",
+            s.pairs_screened,
+            PAIR_SPEC,
+            "The same analysis with the flagged raters' votes left out (see Raters for the rule).",
+            _pair_links(s.pairs_screened),
+        )
+    add(
+        "ranking",
+        "Ranking (Bradley-Terry, tiers)",
+        s.ranking,
+        RANKING_SPEC,
+        f"Checkpoints and presets are ranked separately. Items sorted by the lower end of their strength interval "
+        f"({s.n_boot} two-way cluster-bootstrap resamples, seed {s.seed}); a new rank starts only where a settled "
+        f"verdict separates items, so equal ranks are not told apart. Groups: items never compared (directly or "
+        f"through others) are not ranked against each other. Preliminary: fewer than {stats.MIN_ITEM_VOTES} "
+        "decisive votes.",
+    )
+    t.append(_heatmap_table(s))
     for key, title, df in (
-        ("reasons", "Reason tags", s.reasons),
-        ("reasons_by_reference", "Reason tags by reference", s.reasons_by_reference),
+        ("by_reference", "By reference", s.by_reference),
+        ("by_sentence", "By sentence", s.by_sentence),
+        ("by_clip", "By clip (reference / sentence)", s.by_clip),
+        ("by_rater", "By rater", s.by_rater),
     ):
-        frame = pd.DataFrame(index=range(len(df)))
-        if "level" in df.columns:
-            frame["Reference"] = df["level"].astype(str)
-        frame["Tag"] = df["tag"]
-        frame["Item"] = df["item"]
-        frame["Won"] = df["won"].map(fmt_int)
-        frame["Lost"] = df["lost"].map(fmt_int)
-        frame["Tied"] = df["tied"].map(fmt_int)
-        frame["Share won"] = df["share_won"].map(fmt_pct)
-        tables.append(
-            Table(
-                key, title, frame.astype(str), [None] * len(df), "Votes the item won / lost / tied that gave this tag."
-            )
-        )
-    pb = s.position
-    tables.append(
-        Table(
-            "position",
-            "Position bias (screen slot A)",
-            pd.DataFrame(
-                {
-                    "Rater": pb["rater"],
-                    "Decisive": pb["decisive"].map(fmt_int),
-                    "Chose A": pb["chose_a"].map(fmt_int),
-                    "A rate": pb["a_rate"].map(fmt_pct),
-                    "95% CI": [fmt_ci(lo, hi) for lo, hi in zip(pb["ci_low"], pb["ci_high"], strict=True)],
-                    "p": pb["p_value"].map(fmt_p),
-                    "Ties": pb["ties"].map(fmt_int),
-                },
-                index=range(len(pb)),
-            ).astype(str),
-            [None] * len(pb),
-            "Sides are counterbalanced, so an unbiased rater picks slot A about half the time (sign test).",
-        )
+        links = [_selection(r.level if key == "by_reference" else "", "", "", "") for r in df.itertuples(index=False)]
+        add(key, f"{title} (exploratory)", df, BREAKDOWN_SPEC, EXPLORATORY.format(n=len(df)), links)
+    add(
+        "reasons",
+        "Reason tags",
+        s.reasons,
+        REASON_SPEC,
+        "Counts and shares only: tags are ticked after the vote, so they describe a decision, they do not test it.",
     )
-    co = s.consistency
-    tables.append(
-        Table(
-            "consistency",
-            "Self-consistency on repeated trials",
-            pd.DataFrame(
-                {
-                    "Rater": co["rater"],
-                    "Repeats": co["repeats"].map(fmt_int),
-                    "Agree": co["agree"].map(fmt_int),
-                    "Rate": co["rate"].map(fmt_pct),
-                    "95% CI": [fmt_ci(lo, hi) for lo, hi in zip(co["ci_low"], co["ci_high"], strict=True)],
-                    "Same slot": co["same_slot"].map(fmt_int),
-                    "Kappa": co["kappa"].map(fmt_num),
-                },
-                index=range(len(co)),
-            ).astype(str),
-            [None] * len(co),
-            "A repeat plays the same pair with sides swapped; 'same slot' counts repeats answered with the "
-            "same screen slot (a flip of preference).",
-        )
+    rbr = s.reasons_by_reference
+    add(
+        "reasons_by_reference",
+        "Reason tags by reference",
+        rbr,
+        [("Reference", _col("level")), *REASON_SPEC],
+        "Counts and shares only.",
     )
-    ag = s.agreement
-    tables.append(
-        Table(
-            "agreement",
-            "Agreement between raters",
-            pd.DataFrame(
-                {
-                    "Rater": ag["rater_1"],
-                    "Rater 2": ag["rater_2"],
-                    "Shared": ag["shared"].map(fmt_int),
-                    "Agree": ag["agree"].map(fmt_int),
-                    "Rate": ag["rate"].map(fmt_pct),
-                    "Cohen's kappa": ag["kappa"].map(fmt_num),
-                },
-                index=range(len(ag)),
-            ).astype(str),
-            [None] * len(ag),
-            f"On clips both raters judged (same test, reference, sentence, pair). Fleiss' kappa over "
-            f"{s.fleiss_stimuli} clips judged by two or more raters: {fmt_num(s.fleiss_kappa)}.",
-        )
+    add(
+        "raters",
+        "Raters",
+        s.raters_table,
+        RATER_SPEC,
+        "Screening rule: flagged when agreeing with themselves on fewer than half of at least "
+        f"{stats.raters.MIN_REPEATS} repeats; choosing one slot between two identical clips (at least "
+        f"{stats.raters.MIN_CONTROLS} decisive controls, p < {stats.raters.FLAG_P}); a slot bias (at least "
+        f"{stats.raters.MIN_POSITION_VOTES} decisive votes, p < {stats.raters.FLAG_P}); or not listening (median "
+        f"below {stats.raters.MIN_LISTEN_S:g} s, or a clip never fetched on most votes). Flagged raters are kept "
+        "in the main results and shown without them separately.",
     )
-    rt = s.raters_table
-    tables.append(
-        Table(
-            "raters",
-            "Raters",
-            pd.DataFrame(
-                {
-                    "Rater": rt["rater"],
-                    "Votes": rt["votes"].map(fmt_int),
-                    "Ties": rt["ties"].map(fmt_int),
-                    "A rate": rt["a_rate"].map(fmt_pct),
-                    "p (position)": rt["p_position"].map(fmt_p),
-                    "Repeats": rt["repeats"].map(fmt_int),
-                    "Consistency": rt["consistency"].map(fmt_pct),
-                    "Median decision (s)": rt["median_decision_s"].map(lambda x: fmt_num(x, 1)),
-                    "Median listening (s)": rt["median_played_s"].map(lambda x: fmt_num(x, 1)),
-                },
-                index=range(len(rt)),
-            ).astype(str),
-            [None] * len(rt),
-        )
+    add(
+        "position",
+        "Position bias (screen slot A)",
+        s.position,
+        POSITION_SPEC,
+        "Sides are counterbalanced, so an unbiased rater picks slot A about half the time (sign test).",
     )
-    return tables
+    add(
+        "consistency",
+        "Self-consistency on repeated trials",
+        s.consistency,
+        CONSISTENCY_SPEC,
+        "A repeat plays the same pair with sides swapped; 'same slot' counts repeats answered with the same "
+        "screen slot (a flip of preference).",
+    )
+    add(
+        "controls",
+        "Identical-pair controls",
+        s.controls,
+        CONTROL_SPEC,
+        "Both sides play the same clip: a preference is imagined; one slot chosen far more than half the time "
+        "is a slot habit.",
+    )
+    add(
+        "agreement",
+        "Agreement between raters",
+        s.agreement,
+        AGREEMENT_SPEC,
+        f"On clips both raters judged. Fleiss' kappa over {s.fleiss_stimuli} clips judged by two or more raters: "
+        f"{fmt_num(s.fleiss_kappa)}.",
+    )
+    return t
 
 
 def _heatmap_table(s) -> Table:
@@ -403,7 +495,7 @@ def _heatmap_table(s) -> Table:
     frame = pd.DataFrame(rows, columns=["Item", *refs]).astype(str)
     return Table(
         "heatmap",
-        "Item x reference",
+        "Item x reference (exploratory)",
         frame,
         [None] * len(rows),
         "Score = (wins + ties/2) / votes of the item against all others on that reference (wins–losses–ties).",
@@ -423,69 +515,83 @@ def headline(summary) -> list[str]:
         return [f"No votes yet for {scope}{where}."]
     lines = []
     sup = s.extra.get("superseded", 0)
-    sup_txt = f"; {sup} changed vote{'s' if sup != 1 else ''} counted once" if sup else ""
-    lines.append(
-        f"{s.n_votes} vote{'s' if s.n_votes != 1 else ''} ({s.n_ties} without preference) from "
-        f"{len(s.raters)} rater{'s' if len(s.raters) != 1 else ''} on {scope}{sup_txt}."
-    )
-    if not s.ranking.empty and len(s.ranking) > 1:
-        order = " > ".join(s.ranking["item"])
-        top = s.ranking.iloc[0]
-        lines.append(
-            f"Ranking (Bradley-Terry): {order}; {top['item']} ranks first in {fmt_pct(top['p_best'])} of "
-            f"{s.n_boot} bootstrap resamples."
-        )
-    for _, r in s.pairs.iterrows():
-        lines.append(_pair_sentence(r))
-    pb = s.position
-    if not pb.empty and pb.iloc[0]["decisive"]:
-        a = pb.iloc[0]
-        flag = " (a position bias)" if a["p_value"] < stats.ALPHA else ""
-        lines.append(
-            f"Screen slot A was chosen in {fmt_pct(a['a_rate'])} of decisive votes, {fmt_p_eq(a['p_value'])}{flag}."
-        )
-        for _, r in pb.iloc[1:].iterrows():
-            if r["p_value"] < stats.ALPHA:
-                lines.append(
-                    f"Rater {r['rater']} chose slot A in {r['chose_a']} of {r['decisive']} decisive votes "
-                    f"({fmt_pct(r['a_rate'])}, {fmt_p_eq(r['p_value'])}): check their votes."
-                )
-    co = s.consistency
-    if not co.empty and co.iloc[0]["repeats"]:
-        c = co.iloc[0]
-        lines.append(
-            f"Repeated trials (sides swapped) got the same answer {c['agree']} of {c['repeats']} times "
-            f"({fmt_pct(c['rate'])})."
-        )
-    if s.fleiss_stimuli:
-        ag = s.agreement
-        pooled = ag["agree"].sum() / ag["shared"].sum() if len(ag) and ag["shared"].sum() else math.nan
-        kappa = "undefined" if _missing(s.fleiss_kappa) else fmt_num(s.fleiss_kappa)
-        clips = f"{s.fleiss_stimuli} clip{'s' if s.fleiss_stimuli != 1 else ''}"
-        lines.append(f"Raters agree on {fmt_pct(pooled)} of shared clips (Fleiss' kappa {kappa} over {clips}).")
+    parts = [f"{_plural(s.n_counted, 'counted vote')} ({s.n_ties} without preference)"]
+    for k, word in (("repeat", "repeat"), ("control", "control"), ("training", "training trial")):
+        if s.kind_counts.get(k):
+            parts.append(_plural(s.kind_counts[k], word))
+    text = f"{', '.join(parts)} from {_plural(len(s.raters), 'rater')} on {scope}"
+    if sup:
+        text += f"; {_plural(sup, 'changed vote')} counted once"
+    if s.admin_votes:
+        text += f"; {_plural(s.admin_votes, 'admin vote')} left out (include them with --include-admin)"
+    lines.append(text + ".")
+    if s.plan is not None:
+        lines.append(s.plan.describe()[0].upper() + s.plan.describe()[1:])
+    for r in s.pairs.itertuples(index=False):
+        lines.append(pair_sentence(r))
+    for kind, tiers in s.tiers.items():
+        if tiers:
+            pre = " (* preliminary: few votes)" if "*" in tiers else ""
+            lines.append(
+                f"Ranking of {kind}, best first (| separates tiers, ~ joins items not told apart): {tiers}{pre}."
+            )
+    if s.flagged:
+        rt = s.raters_table.set_index("rater")
+        why = "; ".join(f"{r} ({rt.at[r, 'flags']})" for r in s.flagged)
+        lines.append(f"Flagged raters: {why}. {_screened_sentence(s)}")
     return lines
 
 
-def _pair_sentence(r) -> str:
-    dec = int(r["wins_a"] + r["wins_b"])
-    ties = f", {int(r['ties'])} tie{'s' if r['ties'] != 1 else ''}" if r["ties"] else ""
-    if dec == 0:
-        return f"{r['item_a']} vs {r['item_b']}: no decisive vote yet{ties}."
-    lead_a = r["win_rate"] >= 0.5
-    win, lose = (r["item_a"], r["item_b"]) if lead_a else (r["item_b"], r["item_a"])
-    k = int(r["wins_a"] if lead_a else r["wins_b"])
-    rate = r["win_rate"] if lead_a else 1 - r["win_rate"]
-    lo, hi = (r["ci_low"], r["ci_high"]) if lead_a else (1 - r["ci_high"], 1 - r["ci_low"])
-    verb = "is preferred to" if k * 2 != dec else "is level with"
+def _screened_sentence(s) -> str:
+    if s.pairs_screened is None:
+        return ""
+    a = {(r.item_a, r.item_b): r.verdict for r in s.pairs.itertuples(index=False)}
+    b = {(r.item_a, r.item_b): r.verdict for r in s.pairs_screened.itertuples(index=False)}
+    changed = [
+        f"{x} vs {y}: {a.get((x, y), 'no votes')} -> {b.get((x, y), 'no votes')}"
+        for x, y in a
+        if a.get((x, y)) != b.get((x, y))
+    ]
+    if not changed:
+        return "Without them every verdict is the same."
+    return "Without them verdicts change: " + "; ".join(changed) + "."
+
+
+def pair_sentence(r) -> str:
+    """One pair in words: what was compared, raters and clips, the preference and its interval, the verdict."""
+    head = f"{r.item_a} vs {r.item_b}"
+    ties = f", {_plural(int(r.ties), 'tie')}" if r.ties else ""
+    if r.decisive == 0:
+        return f"{head}: no decisive vote yet{ties}."
+    lead_a = r.win_rate >= 0.5
+    win, lose = (r.item_a, r.item_b) if lead_a else (r.item_b, r.item_a)
+    rate = r.win_rate if lead_a else 1 - r.win_rate
+    lo, hi = (r.verdict_low, r.verdict_high) if lead_a else (1 - r.verdict_high, 1 - r.verdict_low)
+    corr = f", adjusted for {r.comparisons} comparisons" if r.comparisons > 1 else ""
+    extra = f"; {r.decisive - r.used} votes after the planned {r.target} are not used" if r.decisive > r.used else ""
     text = (
-        f"{win} {verb} {lose} in {k} of {dec} decisive votes ({fmt_pct(rate)}, 95% CI {fmt_ci(lo, hi)}{ties}); "
-        f"{fmt_p_eq(r['p_value'])}, Holm {fmt_p(r['p_holm'])}: "
+        f"{head}: {_plural(int(r.raters), 'rater')}, {_plural(int(r.clips), 'clip')}, {r.used} decisive votes"
+        f"{ties} (worth {r.n_eff:.1f} independent votes){extra}. "
     )
-    if r["settled"]:
-        return text + "settled."
-    if _missing(r["more_votes"]):
-        return text + "not settled; at an even split no number of votes would settle it."
-    return text + f"not settled; about {int(r['more_votes'])} more votes would settle it at this effect size."
+    if rate == 0.5:
+        text += f"Level at 50% ({fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}). "
+    else:
+        interval = f"{fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}"
+        text += f"{win} preferred to {lose} in {fmt_pct(rate)} ({interval}). "
+    if r.verdict == "settled":
+        text += f"Settled: {win} is preferred ({fmt_p_eq(r.p_adj)} sequential, Holm)."
+    elif r.verdict == "planned target not reached":
+        text += stats.progress_line(int(r.decisive), int(r.target)).capitalize() + "."
+    elif _missing(r.target):
+        text += "Not settled: no number of votes is enough with these raters and clips (see the plan line)."
+    else:
+        text += "Not settled: the planned votes are in and the interval includes 50%; this is the final verdict."
+    if r.n_eff < SMALL_N_EFF or r.raters < 3 or r.clips < 2:
+        text += (
+            f" Warning: small sample ({r.n_eff:.1f} effective votes, {_plural(int(r.raters), 'rater')}); "
+            "treat it as a first look."
+        )
+    return text
 
 
 # --------------------------------------------------------------------------- text
@@ -529,174 +635,113 @@ def render_text(summary, *, markdown: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+# --------------------------------------------------------------------------- JSON
+
+
+def _clean(x):
+    """JSON-safe value: nan/NA -> None, numpy scalars -> Python."""
+    if x is None or x is pd.NA:
+        return None
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _records(df: pd.DataFrame | None, columns: list[str]) -> list[dict] | None:
+    if df is None:
+        return None
+    return [{c: _clean(v) for c, v in zip(columns, row, strict=True)} for row in df[columns].itertuples(index=False)]
+
+
+_JSON_PAIR = [
+    "kind",
+    "item_a",
+    "item_b",
+    "wins_a",
+    "wins_b",
+    "ties",
+    "n",
+    "decisive",
+    "used",
+    "raters",
+    "clips",
+    "n_eff",
+    "deff",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "target",
+    "target_source",
+    "p_seq",
+    "p_adj",
+    "comparisons",
+    "verdict_confidence",
+    "verdict_low",
+    "verdict_high",
+    "verdict",
+    "leader",
+]
+
+
+def report_json(summary) -> dict:
+    """One selection as a JSON-ready dict (numbers as in the tables, unformatted; nan -> null).
+
+    Per pair: counts, raw ``n`` / ``decisive`` / ``used`` and effective ``n_eff``, the
+    estimate ``win_rate`` with its 95% interval and fixed-sample ``p_value``, the
+    sequential ``p_seq`` and Holm ``p_adj``, the verdict interval and ``verdict`` (one of
+    settled, not settled, planned target not reached).
+    """
+    s = summary
+    return {
+        "test_id": s.test_id,
+        "votes": s.n_votes,
+        "counted_votes": s.n_counted,
+        "ties": s.n_ties,
+        "trial_kinds": s.kind_counts,
+        "admin_votes_left_out": s.admin_votes,
+        "raters": s.raters,
+        "items": s.items,
+        "method": s.method,
+        "alpha": s.alpha,
+        "plan": {k: _clean(v) for k, v in s.plan.to_dict().items()} if s.plan is not None else None,
+        "pairs": _records(s.pairs, _JSON_PAIR),
+        "ranking": _records(s.ranking, stats.RANKING_COLUMNS),
+        "tiers": s.tiers,
+        "flagged_raters": [
+            {"rater": r.rater, "flags": r.flags.split("; ")} for r in s.raters_table.itertuples() if r.flagged
+        ],
+        "pairs_without_flagged": _records(s.pairs_screened, _JSON_PAIR),
+        "raters_table": _records(s.raters_table, list(s.raters_table.columns)),
+        "headline": headline(s),
+    }
+
+
+def json_document(path: Pathlike, test_id: str | None = None, *, first=None, **kw) -> dict:
+    """``report --json``: every test in the file (or just ``test_id``), each analysed on its own.
+
+    ``first``: an already built summary of ``(path, test_id)``; other keyword arguments
+    go to :func:`build_summary`.
+    """
+    first = first if first is not None else build_summary(path, test_id, **kw)
+    tests = [test_id] if test_id else first.tests
+    docs = [report_json(first)] if test_id else [report_json(build_summary(path, t, **kw)) for t in tests]
+    return {
+        "file": str(path),
+        "rows": first.extra.get("rows", 0),
+        "superseded": first.extra.get("superseded", 0),
+        "tests": docs,
+    }
+
+
 # --------------------------------------------------------------------------- figures
-
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _empty(ax, text: str = "No votes yet") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="#666", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def win_rate_figure(summary, ax=None):
-    """Win rate of each pair's first item with its Wilson 95% interval (forest plot)."""
-    p = summary.pairs
-    fig = ax.figure if ax is not None else _figure(7, 1.2 + 0.55 * max(1, len(p)))
-    ax = ax or fig.add_subplot()
-    if p.empty or (p["wins_a"] + p["wins_b"]).sum() == 0:
-        _empty(ax)
-        return fig
-    y = np.arange(len(p))[::-1]
-    rate = p["win_rate"].to_numpy(float)
-    lo, hi = p["ci_low"].to_numpy(float), p["ci_high"].to_numpy(float)
-    colors = ["#2b7a3d" if s else "#444" for s in p["settled"]]
-    ax.axvline(0.5, color="#999", ls="--", lw=1)
-    ax.hlines(y, lo, hi, colors=colors, lw=3, alpha=0.6)
-    ax.scatter(rate, y, c=colors, s=60, zorder=3)
-    ax.set_yticks(y, [f"{a} vs {b}" for a, b in zip(p["item_a"], p["item_b"], strict=True)])
-    for yi, r in zip(y, p.itertuples(index=False), strict=True):
-        ax.annotate(
-            f"{r.wins_a}–{r.wins_b}–{r.ties}  Holm p {fmt_p(r.p_holm)}",
-            (1.01, yi),
-            xycoords=("axes fraction", "data"),
-            va="center",
-            fontsize=9,
-        )
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.6, len(p) - 0.4)
-    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set_xlabel("win rate of the first item (decisive votes), 95% CI; green = settled (Holm)")
-    ax.set_title("Head to head")
-    return fig
-
-
-def ranking_figure(summary, ax=None):
-    """Bradley-Terry strengths (log scale) with bootstrap intervals, strongest on top."""
-    r = summary.ranking
-    fig = ax.figure if ax is not None else _figure(7, 1.2 + 0.55 * max(1, len(r)))
-    ax = ax or fig.add_subplot()
-    if r.empty:
-        _empty(ax)
-        return fig
-    y = np.arange(len(r))[::-1]
-    s = r["strength"].to_numpy(float)
-    lo = r["ci_low"].to_numpy(float)
-    hi = r["ci_high"].to_numpy(float)
-    color = [_COLORS[summary.items.index(it) % len(_COLORS)] for it in r["item"]]
-    ax.axvline(1.0, color="#999", ls="--", lw=1)
-    if np.isfinite(lo).all():
-        ax.hlines(y, lo, hi, colors=color, lw=3, alpha=0.6)
-    ax.scatter(s, y, c=color, s=60, zorder=3)
-    ax.set_xscale("log")
-    _log_ticks(ax, np.concatenate([s, lo, hi]))
-    ax.set_yticks(y, [f"{i}. {it}" for i, it in zip(r["rank"], r["item"], strict=True)])
-    for yi, row in zip(y, r.itertuples(index=False), strict=True):
-        ax.annotate(
-            f"P(best) {fmt_pct(row.p_best)}", (1.01, yi), xycoords=("axes fraction", "data"), va="center", fontsize=9
-        )
-    ax.set_ylim(-0.6, len(r) - 0.4)
-    ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% bootstrap CI")
-    ax.set_title("Ranking")
-    return fig
-
-
-def _log_ticks(ax, values: np.ndarray) -> None:
-    """Readable ticks (1, 1.5, 2, 3, ...) on a log x axis spanning ``values``."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    v = values[np.isfinite(values) & (values > 0)]
-    if not v.size:
-        return
-    lo, hi = v.min() / 1.05, v.max() * 1.05
-    nice = sorted({m * 10.0**e for e in range(-3, 4) for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)})
-    ticks = [t for t in nice if lo <= t <= hi]
-    while len(ticks) > 8:
-        ticks = ticks[::2]
-    if len(ticks) < 2:
-        return
-    ax.set_xlim(lo, hi)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(lambda x, _: f"{x:g}")
-
-
-def heatmap_figure(summary, ax=None):
-    """Items x references coloured by score (blue: wins there, red: loses there)."""
-    hm = summary.heatmap
-    refs = list(dict.fromkeys(hm["level"])) if not hm.empty else []
-    items = summary.items
-    fig = ax.figure if ax is not None else _figure(1.8 + 1.3 * max(1, len(refs)), 1.0 + 0.6 * max(1, len(items)))
-    ax = ax or fig.add_subplot()
-    if hm.empty:
-        _empty(ax)
-        return fig
-    grid = np.full((len(items), len(refs)), np.nan)
-    for r in hm.itertuples(index=False):
-        grid[items.index(r.item), refs.index(r.level)] = r.score
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu", vmin=0, vmax=1, aspect="auto")
-    for r in hm.itertuples(index=False):
-        i, j = items.index(r.item), refs.index(r.level)
-        dark = abs(r.score - 0.5) > 0.3
-        ax.text(
-            j,
-            i,
-            f"{r.score:.0%}\n{r.wins}–{r.losses}–{r.ties}",
-            ha="center",
-            va="center",
-            fontsize=9,
-            color="white" if dark else "black",
-        )
-    ax.set_xticks(range(len(refs)), refs, rotation=30, ha="right")
-    ax.set_yticks(range(len(items)), items)
-    ax.set_title("Score by reference (wins + ties/2) / votes")
-    fig.colorbar(im, ax=ax, shrink=0.8, format=lambda v, _: f"{v:.0%}")
-    return fig
-
-
-def reasons_figure(summary, ax=None):
-    """Reason tags: votes each item won (right) and lost (left) that gave the tag."""
-    rs = summary.reasons
-    tags = list(dict.fromkeys(rs["tag"])) if not rs.empty else []
-    items = summary.items
-    fig = ax.figure if ax is not None else _figure(7, 1.2 + 0.5 * max(1, len(tags)) * max(1, min(len(items), 3)) / 1.5)
-    ax = ax or fig.add_subplot()
-    if rs.empty:
-        _empty(ax, "No reason tags yet")
-        return fig
-    h = 0.8 / max(1, len(items))
-    base = np.arange(len(tags))[::-1].astype(float)
-    for k, it in enumerate(items):
-        sub = rs[rs["item"] == it].set_index("tag")
-        won = np.array([sub["won"].get(t, 0) for t in tags], float)
-        lost = np.array([sub["lost"].get(t, 0) for t in tags], float)
-        y = base + 0.4 - h * (k + 0.5)
-        c = _COLORS[k % len(_COLORS)]
-        ax.barh(y, won, height=h, color=c, label=it)
-        ax.barh(y, -lost, height=h, color=c, alpha=0.45)
-    ax.axvline(0, color="#333", lw=1)
-    ax.set_yticks(base, tags)
-    ax.xaxis.set_major_formatter(lambda v, _: f"{abs(v):g}")
-    ax.set_xlabel("← votes lost with this tag   |   votes won with this tag →")
-    ax.legend(loc="best", fontsize=9)
-    ax.set_title("Reason tags")
-    return fig
 
 
 def figures(summary) -> dict:
-    """Every chart: ``{"win_rates", "ranking", "heatmap", "reasons"}`` -> Figure."""
-    return {
-        "win_rates": win_rate_figure(summary),
-        "ranking": ranking_figure(summary),
-        "heatmap": heatmap_figure(summary),
-        "reasons": reasons_figure(summary),
-    }
+    """Every chart (see :func:`workbench.plots.results_figures`)."""
+    return plots.results_figures(summary)
 
 
 def figure_png(fig) -> bytes:

@@ -37,10 +37,10 @@ _ALL = ""  # dropdown value for all votes
 
 #: which tables each sub-tab shows (keys of report.report_tables)
 SECTIONS = {
-    "overview": ("pairs", "ranking", "heatmap"),
-    "breakdowns": ("by_reference", "by_sentence", "by_clip", "by_rater", "by_reason"),
+    "overview": ("pairs", "pairs_screened", "ranking", "heatmap"),
+    "breakdowns": ("by_reference", "by_sentence", "by_clip", "by_rater"),
     "reasons": ("reasons", "reasons_by_reference"),
-    "raters": ("raters", "position", "consistency", "agreement"),
+    "raters": ("raters", "position", "consistency", "controls", "agreement"),
 }
 
 
@@ -93,7 +93,7 @@ def summary_for(ctx: AppContext, test_id: str | None):
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-    summary = report.build_summary(ctx.votes_path, test_id, missing_ok=True)
+    summary = report.build_summary(ctx.votes_path, test_id, plans_dir=Path(ctx.data_dir) / "tests", missing_ok=True)
     with lock:
         cache[key] = summary
         while len(cache) > _CACHE_SIZE:
@@ -124,7 +124,9 @@ def sections_html(summary) -> dict[str, str]:
     for name, keys in SECTIONS.items():
         parts = []
         for key in keys:
-            t = tables[key]
+            t = tables.get(key)
+            if t is None:  # e.g. no rater flagged: no "without flagged raters" table
+                continue
             parts.append(f"<h3>{_esc(t.title)}</h3>")
             parts.append(report.html_table(t, compare_href))
             if t.note:
