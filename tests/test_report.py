@@ -398,3 +398,25 @@ def test_twenty_thousand_votes_report(tmp_path, rng, capsys):
     text, doc = _run_all(write_votes_csv(df, tmp_path / "big.csv"), capsys)
     assert sum(p["n"] for p in doc["tests"][0]["pairs"]) == 20_000
     assert "Head to head" in text
+
+
+def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
+    import json
+
+    plans = tmp_path / "tests"
+    plans.mkdir()
+    (plans / "t1.json").write_text(json.dumps({"test_id": "t1", "planned_votes_per_pair": 50, "min_effect": 0.7}))
+    s = report.build_summary(votes_csv, "t1", plans_dir=plans)
+    assert s.plan.votes_per_pair == 50 and s.plan.source == "plan" and s.plan.min_effect == 0.7
+    assert (s.pairs["target"] == 50).all() and (s.pairs["target_source"] == "plan").all()
+    assert "Planned 50 decisive votes per pair (recorded in the plan)." in report.headline(s)
+    # the whole SamplePlan can be stored too
+    sp = stats.planned_votes(3, n_raters=20, n_clips=12)
+    (plans / "t1.json").write_text(json.dumps({"test_id": "t1", "sample_size": sp.to_dict()}))
+    assert report.build_summary(votes_csv, "t1", plans_dir=plans).plan == sp
+    # no plan (or an unreadable one): defaults, and the report says so
+    (plans / "t1.json").write_text("{not json")
+    s = report.build_summary(votes_csv, "t1", plans_dir=plans)
+    assert s.plan.source == "defaults"
+    assert main(["report", str(votes_csv), "--test", "t1", "--plans", str(plans)]) == 0
+    assert "computed from defaults" in capsys.readouterr().out

@@ -70,13 +70,16 @@ def plan_for(plans_dir: Pathlike | None, test_id: str | None):
     except (OSError, ValueError) as e:
         log.warning("%s: cannot read the plan (%s); using the default planned size", path, e)
         return None
-    size = raw.get("sample_size") if isinstance(raw, dict) else None
-    if not isinstance(size, dict) or stats.target_from_plan(size) is None:
+    if not isinstance(raw, dict):
         return None
-    try:
-        return stats.SamplePlan.from_dict({**size, "source": "plan"})
-    except TypeError:
-        return stats.target_from_plan(size)
+    size = raw.get("sample_size")
+    if isinstance(size, dict) and stats.target_from_plan(size) is not None:
+        try:
+            return stats.SamplePlan.from_dict({**size, "source": "plan"})
+        except TypeError:
+            return stats.target_from_plan(size)
+    target = stats.target_from_plan(raw)
+    return None if target is None else {"planned_votes_per_pair": target, "min_effect": raw.get("min_effect")}
 
 
 def build_summary(
@@ -526,7 +529,7 @@ def headline(summary) -> list[str]:
         text += f"; {_plural(s.admin_votes, 'admin vote')} left out (include them with --include-admin)"
     lines.append(text + ".")
     if s.plan is not None:
-        lines.append(s.plan.describe()[0].upper() + s.plan.describe()[1:])
+        lines.append(s.plan.describe())
     for r in s.pairs.itertuples(index=False):
         lines.append(pair_sentence(r))
     for kind, tiers in s.tiers.items():

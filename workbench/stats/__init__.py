@@ -33,7 +33,7 @@ from .analyses import (
     reason_table,
     tiers_text,
 )
-from .planning import SamplePlan, planned_votes, progress_line, target_from_plan
+from .planning import SamplePlan, planned_votes, progress_line, resolve_plan, target_from_plan
 from .primitives import (
     ALPHA,
     POWER,

@@ -12,8 +12,9 @@ Names shared with the plan code (``workbench.abtest``)
 ------------------------------------------------------
 ``planned_votes(n_pairs, min_effect=0.65, alpha=0.05, power=0.8, n_comparisons=None,
 n_raters=None, n_clips=None, icc_rater=0.02, icc_clip=0.02, tie_rate=0.0)``
-    returns a :class:`SamplePlan`; a plan stores ``SamplePlan.to_dict()`` under the key
-    ``"sample_size"`` (its ``votes_per_pair`` is the target: decisive votes per pair).
+    returns a :class:`SamplePlan`; a plan records its ``votes_per_pair`` (the target:
+    decisive votes per pair) as ``planned_votes_per_pair``, and may store the whole
+    ``SamplePlan.to_dict()`` under ``"sample_size"`` to keep the assumptions.
 :func:`target_from_plan` ``(plan_or_dict)``
     reads that target back (``None`` for an older plan without one).
 :func:`progress_line` ``(decisive, target)``
@@ -87,8 +88,10 @@ class SamplePlan:
         origin = "recorded in the plan" if self.source == "plan" else "computed from defaults (no target recorded)"
         if self.votes_per_pair is None:
             return f"No planned size is feasible ({origin}): {self.note}."
+        if math.isnan(self.deff):  # only the target was recorded
+            return f"Planned {self.votes_per_pair} decisive votes per pair ({origin})."
         return (
-            f"planned {self.votes_per_pair} decisive votes per pair ({origin}): power {self.power:.0%} to detect "
+            f"Planned {self.votes_per_pair} decisive votes per pair ({origin}): power {self.power:.0%} to detect "
             f"a {self.min_effect:.0%} preference at alpha {self.alpha:g} adjusted for {self.n_comparisons} "
             f"comparison{'s' if self.n_comparisons != 1 else ''}, with looks allowed, assuming "
             f"{self.n_raters} raters, {self.n_clips} clips and rater/clip correlation "
@@ -219,13 +222,18 @@ def planned_votes(
 def target_from_plan(plan) -> int | None:
     """The target (decisive votes per pair) recorded in a plan, or None.
 
-    Accepts a plan object with a ``sample_size`` attribute, a plan dict with a
-    ``"sample_size"`` key, or the :class:`SamplePlan` / its dict itself.
+    Accepts a plan object or dict with ``planned_votes_per_pair`` (an int > 0) or
+    ``sample_size`` (a :class:`SamplePlan` or its dict), or the SamplePlan / its dict itself.
     """
     if plan is None:
         return None
     if isinstance(plan, SamplePlan):
         return plan.votes_per_pair
+    flat = (
+        plan.get("planned_votes_per_pair") if isinstance(plan, dict) else getattr(plan, "planned_votes_per_pair", None)
+    )
+    if isinstance(flat, int) and not isinstance(flat, bool) and flat > 0:
+        return flat
     size = plan.get("sample_size", plan) if isinstance(plan, dict) else getattr(plan, "sample_size", None)
     if size is None:
         return None
@@ -237,6 +245,34 @@ def target_from_plan(plan) -> int | None:
     except (TypeError, ValueError):
         return None
     return value if value > 0 else None
+
+
+def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: float = ALPHA) -> SamplePlan | None:
+    """The :class:`SamplePlan` behind a test's verdicts.
+
+    ``plan`` is whatever a test recorded (a SamplePlan, a plan dict or object, an int
+    target) or None; without a recorded target one is computed with
+    :func:`planned_votes` from the defaults and the pairs, raters and clips seen
+    (``source == "defaults"``). None when there is nothing to compare.
+    """
+    if isinstance(plan, SamplePlan):
+        return plan
+    size = plan.get("sample_size") if isinstance(plan, dict) else getattr(plan, "sample_size", None)
+    if isinstance(size, SamplePlan):
+        return size
+    if isinstance(size, dict) and target_from_plan(size):
+        return SamplePlan.from_dict({**size, "source": "plan"})
+    target = plan if isinstance(plan, int) and not isinstance(plan, bool) else target_from_plan(plan)
+    if target:
+        effect = plan.get("min_effect") if isinstance(plan, dict) else getattr(plan, "min_effect", None)
+        nan = math.nan
+        return SamplePlan(
+            target, target, max(1, n_pairs), max(1, n_pairs), float(effect or MIN_EFFECT), alpha, POWER,
+            n_raters, n_clips, nan, nan, 0.0, nan, nan, source="plan",
+        )  # fmt: skip
+    if not n_pairs:
+        return None
+    return planned_votes(n_pairs, alpha=alpha, n_raters=n_raters, n_clips=n_clips, source="defaults")
 
 
 def progress_line(decisive: int, target: int | None) -> str:

@@ -132,40 +132,12 @@ def summarize(
     kind = "none" if not kinds else kinds[0] if len(kinds) == 1 else "mixed"
     a, b = counted["item_a"], counted["item_b"]
     swap = a > b
-    n_pairs = len(pd.DataFrame({"k": counted["kind"], "lo": a.where(~swap, b), "hi": b.where(~swap, a)}).drop_duplicates())
-    target = planning.target_from_plan(plan) if not isinstance(plan, int) else plan
-    if isinstance(plan, planning.SamplePlan):
-        sp = plan
-    elif isinstance(plan, dict) and isinstance(plan.get("sample_size", plan), dict) and target:
-        sp = planning.SamplePlan.from_dict({**plan.get("sample_size", plan), "source": "plan"})
-    elif target:
-        sp = planning.SamplePlan(
-            target,
-            target,
-            n_pairs,
-            n_pairs,
-            planning.MIN_EFFECT,
-            alpha,
-            planning.POWER,
-            counted["rater"].nunique(),
-            counted["clip"].nunique(),
-            planning.ICC_RATER,
-            planning.ICC_CLIP,
-            0.0,
-            float("nan"),
-            float("nan"),
-            source="plan",
-        )
-    elif n_pairs:
-        sp = planning.planned_votes(
-            n_pairs,
-            alpha=alpha,
-            n_raters=counted["rater"].nunique(),
-            n_clips=counted["clip"].nunique(),
-            source="defaults",
-        )
-    else:
-        sp = None
+    n_pairs = len(
+        pd.DataFrame({"k": counted["kind"], "lo": a.where(~swap, b), "hi": b.where(~swap, a)}).drop_duplicates()
+    )
+    sp = planning.resolve_plan(
+        plan, n_pairs=n_pairs, n_raters=counted["rater"].nunique(), n_clips=counted["clip"].nunique(), alpha=alpha
+    )
     pairs = pair_table(df, order=order, target=sp, alpha=alpha)
     raters_tab = rater_table(df)
     flagged = list(raters_tab.loc[raters_tab["flagged"], "rater"])
