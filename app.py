@@ -143,6 +143,7 @@ def launch_options(ctx) -> dict:
     """``launch()`` arguments that follow from the context: login (throttled, checked off
     the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the one folder
     of anonymous audio copies the blind test hands to browsers (nothing else is served)."""
+    from workbench.ui import CSS
     from workbench.ui.blind import served_dir
     from workbench.ui.guard import Guard, launch_kwargs
 
@@ -157,6 +158,7 @@ def launch_options(ctx) -> dict:
         "allowed_paths": [str(served_dir(ctx))],
         "max_file_size": MAX_UPLOAD,
         **launch_kwargs(ctx, guard),
+        "css": CSS,
     }
 
 

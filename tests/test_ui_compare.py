@@ -78,7 +78,7 @@ class Out:
         rest = values[2 + n :]
         self.verdict, self.overlay, self.difference, self.spectrum = rest[:4]
         self.spectrograms, self.pitch, self.energy = rest[4:7]
-        self.metrics, self.pairwise, self.files, self.enh_checkpoint = rest[7:]
+        self.metrics, self.pairwise, self.files, self.enh_checkpoint, self.results, self.empty, self.error = rest[7:]
 
     def visible_players(self) -> list[tuple[str, str, str]]:
         """(file, label, caption) of each shown player."""
@@ -197,6 +197,7 @@ def test_demo_feb1_vs_apr24_shows_everything(feb1_vs_apr24, ctx):
     assert list(out.pairwise[["clip", "vs clip", "exact match"]].iloc[0]) == ["feb1", "apr24", "different"]
     assert not any("_" in c for c in out.pairwise.columns)  # words, not mcd_db
     assert out.enh_checkpoint == gr.update(choices=["feb1", "apr24"], value="feb1")
+    assert out.results == gr.update(visible=True) and out.empty == gr.update(visible=False)
 
 
 def test_downloads_hold_the_figures_and_the_metrics(feb1_vs_apr24):
@@ -238,23 +239,42 @@ def test_a_preset_per_checkpoint(ctx):
     assert out.metric("loudness_lufs", "feb1") == pytest.approx(-23.0, abs=0.2)
 
 
-def test_a_failed_render_is_reported_and_the_rest_shown(ctx):
-    with pytest.warns(UserWarning, match="broken: .*no clip for reference 'surya_1'"):
-        out = Out(run(ctx, ["feb1", "broken"]))
-    assert "**Not rendered:**" in out.status and "broken" in out.status
+def test_a_failed_render_is_reported_and_the_rest_shown(ctx, recwarn):
+    out = Out(run(ctx, ["feb1", "broken"]))
+    assert len(recwarn) == 0  # said once, in the status, not again as a toast
+    assert "**Not rendered:**" in out.status and re.search(r"broken: .*no clip for reference 'surya_1'", out.status)
+    assert str(ctx.catalog.path.parent) not in out.status  # no server paths on the page
+    assert out.error == gr.update(value="", visible=False)
     assert len(out.visible_players()) == 2  # the reference and feb1
     assert "needs two rendered clips" in out.verdict
     assert out.difference == gr.update(visible=False)
 
 
+def keeps_results(values: list, message: str) -> str:
+    """A failed action changes only its error box; returns the message shown there."""
+    *rest, box = values
+    assert all(v == gr.skip() for v in rest), "a failed action must leave the last results on screen"
+    assert box["visible"] is True and re.search(message, box["value"]), box
+    assert "The results below are from the last" in box["value"]
+    return box["value"]
+
+
 def test_custom_text_needs_model_files(ctx):
-    with pytest.raises(gr.Error, match="cannot say custom text"):
-        run(ctx, ["feb1", "apr24"], text="Something new.")
+    keeps_results(run(ctx, ["feb1", "apr24"], text="Something new."), "cannot say custom text")
 
 
-def test_bad_selection_is_a_gr_error(ctx):
-    with pytest.raises(gr.Error, match="pick 2 to 4 checkpoints"):
-        run(ctx, ["feb1"])
+def test_bad_selection_keeps_the_last_results_and_logs_one_line(ctx, caplog):
+    caplog.set_level("INFO", logger="workbench.ui.compare")
+    shown = keeps_results(run(ctx, ["feb1"]), r"\*\*Could not compare:\*\* pick 2 to 4 checkpoints")
+    records = [r for r in caplog.records if r.name == "workbench.ui.compare"]
+    assert len(records) == 1 and records[0].exc_info is None and "\n" not in records[0].getMessage()
+    assert "pick 2 to 4" in records[0].getMessage() and shown
+
+
+def test_messages_carry_no_server_paths(ctx):
+    base = ctx.catalog.path.parent
+    text = f"{base / 'models' / 'resemble-enhance'}: weights missing; also /srv/secret/place/x.wav is gone"
+    assert compare.tidy_message(ctx, text) == "models/resemble-enhance: weights missing; also …/x.wav is gone"
 
 
 def test_per_side_pickers_follow_the_checkpoints(ctx):
@@ -294,7 +314,7 @@ def enh(ctx, preset, user=None):
 
 
 def test_enhancement_diff_measures_what_the_preset_changed(ctx):
-    plain, enhanced, caption, image, table, files = enh(ctx, "loud")
+    plain, enhanced, caption, image, table, files, shown, error = enh(ctx, "loud")
     assert plain["label"] == "apr27 · none · take 1 · DEMO" and enhanced["label"] == "apr27 · loud · take 1 · DEMO"
     assert Path(plain["value"]).is_file() and plain["value"] != enhanced["value"]
     assert Path(image).read_bytes()[:4] == b"\x89PNG"
@@ -307,18 +327,18 @@ def test_enhancement_diff_measures_what_the_preset_changed(ctx):
 
 
 def test_enhancement_diff_runs_the_demo_stand_in_and_says_so(ctx):
-    plain, enhanced, caption, image, table, files = enh(ctx, "denoise")
+    plain, enhanced, caption, image, table, files, shown, error = enh(ctx, "denoise")
     assert enhanced["label"] == "apr27 · denoise (demo) · take 1 · DEMO"
     assert "**demo stand-in**" in caption and "not resemble-enhance" in caption
     deltas = table.set_index("metric")
     assert deltas.loc["speaker sim. between the two", "after"] > 0.5
-    with pytest.raises(gr.Error, match="other than 'none'"):
-        enh(ctx, "none")
+    keeps_results(enh(ctx, "none"), "other than 'none'")
 
 
 def test_enhancement_diff_names_the_missing_weights_outside_the_demo(ctx):
-    with pytest.raises(gr.Error, match="resemble-enhance weights missing"):
-        compare.enhancement_diff(ctx, "surya_1", "pangram", "", "feb1_clips", "denoise", 1, req(), None)
+    out = compare.enhancement_diff(ctx, "surya_1", "pangram", "", "feb1_clips", "denoise", 1, req(), None)
+    shown = keeps_results(out, "resemble-enhance weights missing")
+    assert "models/resemble-enhance" in shown and str(ctx.catalog.path.parent) not in shown
 
 
 def test_presets_that_cannot_run_are_not_offered(ctx):
@@ -360,10 +380,12 @@ def test_load_applies_a_link(ctx):
     assert out[10]["value"] == 4
 
 
-def test_load_warns_about_a_bad_link(ctx):
-    with pytest.warns(UserWarning, match="checkpoint 'zzz' is not in the catalog"):
-        out = compare.load_page(ctx, req(checkpoints="zzz,apr27"))
+def test_load_warns_once_about_a_bad_link(ctx, recwarn):
+    out = compare.load_page(ctx, req(checkpoints="zzz,apr27", preset="shiny", take="0"))
     assert out[3]["value"] == ["apr27"]
+    assert len(recwarn) == 1  # one toast for the whole link
+    text = str(recwarn[0].message)
+    assert "checkpoint 'zzz' is not in the catalog" in text and "preset 'shiny'" in text and "take" in text
 
 
 def test_a_link_renders_on_load(ctx):

@@ -15,6 +15,16 @@ TAB_IDS = ("compare", "blind", "results")
 CSS = """
 .wb-title h1 {margin-bottom: 0}
 .wb-muted {opacity: .75; font-size: .9em}
+.wb-error {border-left: 4px solid #d62728; padding: .3em .8em; background: rgba(214, 39, 40, .08)}
+.wb-empty {border: 1px dashed var(--border-color-primary); border-radius: 8px; padding: 1.2em}
+/* phones: tables scroll sideways instead of squeezing columns into letters; figures use the full width */
+@media (max-width: 640px) {
+  .wb-table table {width: max-content; min-width: 100%}
+  .wb-table th, .wb-table td {white-space: nowrap}
+  .wb-table .table-wrap, .wb-table .table-container {overflow-x: auto}
+  .wb-figure img {width: 100% !important; height: auto !important; object-fit: contain}
+  .wb-figure .image-container, .wb-figure .image-frame {height: auto !important}
+}
 """
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -38,7 +39,7 @@ from ..comparison import (  # noqa: F401 - compare_link and parse_link are this 
     preset_offer,
 )
 from ..errors import WorkbenchError
-from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error
+from .common import AppContext, bind, get_renderer, require_admin, role_of
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,33 @@ DELTA_LABELS = {
     "speaker_similarity_between": "speaker sim. between the two",
     "mcd_db_between": "MCD between the two (dB)",
 }
+
+
+#: an absolute path (two or more folders deep) inside a message
+_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"(),;]+/)+([^\s/:'\"(),;]*)")
+
+
+def tidy_message(ctx: AppContext, text: str) -> str:
+    """A message fit for the page: paths relative to the catalog's folder, other absolute paths
+    shortened to their last part (the browser need not learn the server's layout)."""
+    base = str(ctx.catalog.path.parent).rstrip("/") + "/"
+    text = text.replace(base, "")
+    return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
+
+
+def failure(ctx: AppContext, what: str, e: Exception) -> str:
+    """Markdown for a failed action, logged as one line (a routine user error is no traceback).
+
+    Unexpected exceptions (bugs) are logged with their traceback and shown without details.
+    """
+    if isinstance(e, WorkbenchError):
+        log.info("%s refused: %s", what, str(e).replace("\n", " | "))
+        message = tidy_message(ctx, str(e))
+    else:
+        log.exception("%s failed unexpectedly", what)
+        message = f"unexpected error ({type(e).__name__}); the details are in the server log"
+    body = message.replace("\n", "  \n")
+    return f"**Could not {what}:** {body}  \nThe results below are from the last {what} that worked."
 
 
 def _comparer(ctx: AppContext) -> Comparer:
@@ -167,7 +195,7 @@ def verdict_markdown(c: Comparison) -> str:
     return f"{diffs}\n\n{verdict}" if diffs else verdict
 
 
-def status_markdown(c: Comparison) -> str:
+def status_markdown(ctx: AppContext, c: Comparison) -> str:
     """What was compared, the link to it, and what failed to render."""
     sel = c.selection
     what = f"sentence `{sel.sentence}`" if sel.sentence else "custom text"
@@ -176,7 +204,7 @@ def status_markdown(c: Comparison) -> str:
         f"Link to this comparison: [{sel.link()}]({sel.link()})"
     ]
     if c.failures:
-        lines += ["", "**Not rendered:**"] + [f"- {f}" for f in c.failures]
+        lines += ["", "**Not rendered:**"] + [f"- {tidy_message(ctx, f)}" for f in c.failures]
     if any(m.clip is not None and m.clip.is_demo for m in c.clips):
         lines.append("")
         lines.append("Clips marked **DEMO** are bundled stand-ins, not output of the checkpoints' models.")
@@ -187,10 +215,17 @@ def status_markdown(c: Comparison) -> str:
 
 N_PLAYERS = 1 + MAX_CLIPS  # the reference and up to four checkpoints
 #: compare handlers return: status, link, (column, audio, caption) per player, verdict (with
-#: the differences in words), 6 figures, metrics, pairwise, files, enhancement-diff checkpoint choices
-N_COMPARE_OUTPUTS = 2 + 3 * N_PLAYERS + 1 + 6 + 3 + 1
+#: the differences in words), 6 figures, metrics, pairwise, files, enhancement-diff checkpoint
+#: choices, the results column, the empty state, the error box (a failed compare changes only
+#: the error box: the last results stay)
+N_COMPARE_OUTPUTS = 2 + 3 * N_PLAYERS + 1 + 6 + 3 + 1 + 3
+N_ENH_OUTPUTS = 8
+#: what the Compare page shows before the first comparison
+EMPTY_STATE = (
+    "**Nothing compared yet.** Pick a reference, a sentence and 2-4 checkpoints, then press "
+    "**Render and compare**: players, the differences in words, figures and metrics appear here."
+)
 N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3 + 1
-N_ENH_OUTPUTS = 6
 _JS_SET_URL = "(q) => { if (q) { window.history.replaceState(null, '', q); } return []; }"
 
 
@@ -213,7 +248,7 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
     fig = c.figures
     checkpoints = [m.clip.request.checkpoint for m in c.clips]
     return [
-        status_markdown(c),
+        status_markdown(ctx, c),
         c.selection.link(),
         *players,
         verdict_markdown(c),
@@ -227,7 +262,15 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
         pairs_for_display(c.pairwise),
         [str(p) for p in c.files],
         gr.update(choices=checkpoints, value=checkpoints[0]),
+        gr.update(visible=True),
+        gr.update(visible=False),
+        gr.update(value="", visible=False),
     ]
+
+
+def _keep_results(n: int, message: str) -> list:
+    """Outputs of a failed action: every result left as it is, the message in the error box (last)."""
+    return [gr.skip()] * (n - 1) + [gr.update(value=message, visible=True)]
 
 
 def compare(
@@ -255,11 +298,9 @@ def compare(
         c = _comparer(ctx).compare(
             sel, out_dir=_output_dir(ctx), align_mode=align_mode or "trimmed", progress=_progress(progress)
         )
-    except WorkbenchError as e:
-        raise show_error(e) from None
-    for f in c.failures:
-        gr.Warning(f)
-    return compare_outputs(ctx, c)
+        return compare_outputs(ctx, c)
+    except Exception as e:  # one message in one place; the last good results stay on screen
+        return _keep_results(N_COMPARE_OUTPUTS, failure(ctx, "compare", e))
 
 
 def _query(request: gr.Request | None) -> dict[str, str]:
@@ -323,8 +364,6 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
     require_admin(ctx, request)
     cat = ctx.catalog
     values, problems = parse_link(_query(request), cat)
-    for p in problems:
-        gr.Warning(p)
     refs, sents, cks = list(cat.references), list(cat.sentences), list(cat.checkpoints)
     chosen = values.get("checkpoints") or cks[:MIN_CLIPS]
     offer = preset_offer(cat, chosen)
@@ -332,7 +371,9 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
     link_presets = values.get("presets") or ["none"]
     for p in dict.fromkeys(link_presets):
         if p in offer.unavailable:
-            gr.Warning(f"link: preset {p!r} cannot run here ({offer.unavailable[p]}); 'none' is used instead")
+            problems.append(f"link: preset {p!r} cannot run here ({offer.unavailable[p]}); 'none' is used instead")
+    if problems:  # one toast for the whole link, not one per parameter
+        gr.Warning(tidy_message(ctx, "This link was partly ignored:\n" + "\n".join(problems)))
     link_presets = [p if p in offer.names else "none" for p in link_presets]
     per_side = len(link_presets) > 1
     side = (link_presets if per_side else ["none"]) + ["none"] * MAX_CLIPS
@@ -349,7 +390,7 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
         gr.update(value=values.get("take", 1)),
         gr.update(choices=chosen or cks, value=enh_ck),
         gr.update(choices=enh_presets, value=enh_presets[0][1] if enh_presets else None),
-        gr.update(value=offer.note(), visible=bool(offer.unavailable)),
+        gr.update(value=tidy_message(ctx, offer.note()), visible=bool(offer.unavailable)),
     ]
 
 
@@ -376,7 +417,7 @@ def offer_presets(
     return [
         gr.update(choices=offer.choices, value=keep(preset)),
         *[gr.update(choices=offer.choices, value=keep(v)) for v in (preset_1, preset_2, preset_3, preset_4)],
-        gr.update(value=offer.note(), visible=bool(offer.unavailable)),
+        gr.update(value=tidy_message(ctx, offer.note()), visible=bool(offer.unavailable)),
     ]
 
 
@@ -432,8 +473,8 @@ def enhancement_diff(
             out_dir=_output_dir(ctx),
             progress=_progress(progress),
         )
-    except WorkbenchError as e:
-        raise show_error(e) from None
+    except Exception as e:  # one message in one place; the last diff stays on screen
+        return _keep_results(N_ENH_OUTPUTS, failure(ctx, "diff", e))
     caption = (
         f"{clip_caption(d.enhanced.clip)}  \nMCD between the two: {_fmt(d.mcd_db)} dB; "
         "positive deltas mean the preset raised the metric."
@@ -445,6 +486,8 @@ def enhancement_diff(
         str(d.figure),
         d.deltas.rename(index=DELTA_LABELS).round(3).rename_axis("metric").reset_index(),
         [str(p) for p in d.files],
+        gr.update(visible=True),
+        gr.update(value="", visible=False),
     ]
 
 
@@ -481,48 +524,66 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         align = gr.Radio(ALIGN_CHOICES, value="trimmed", label="Overlay alignment", scale=3)
         run = gr.Button("Render and compare", variant="primary", scale=1)
     status = gr.Markdown()
+    error_box = gr.Markdown(visible=False, elem_classes="wb-error")
     link_box = gr.Textbox(visible=False)
-    players: list = []
-    with gr.Row(equal_height=False):
-        for i in range(N_PLAYERS):
-            with gr.Column(min_width=220, visible=False) as column:
-                players.append(column)
-                players.append(gr.Audio(label=f"clip {i + 1}", type="filepath", interactive=False))
-                players.append(gr.Markdown(elem_classes="wb-muted"))
-    verdict = gr.Markdown()
+    empty = gr.Markdown(EMPTY_STATE, elem_classes="wb-empty")
     # figures carry their own titles; a label badge would cover them
     image = functools.partial(
-        gr.Image, type="filepath", interactive=False, show_label=False, buttons=["download", "fullscreen"]
+        gr.Image,
+        type="filepath",
+        interactive=False,
+        show_label=False,
+        buttons=["download", "fullscreen"],
+        elem_classes="wb-figure",
     )
-    overlay = image(label="Waveform overlay (min/max envelopes)")
-    difference = image(label="Difference of the first two checkpoints")
-    spectrum = image(label="Long-term average spectrum and difference to the first checkpoint")
-    spectro = image(label="Log-mel spectrograms (one colour scale)")
-    pitch = image(label="Pitch (F0): Hz and semitones, voiced regions as bars")
-    energy = image(label="Energy (RMS level)")
-    metrics = gr.Dataframe(
-        label="Metrics (st = semitones; the CSV download has one row per clip)", interactive=False, max_height=720
-    )
-    pairwise = gr.Dataframe(label="Pairs: spectral distance after time alignment, exact match", interactive=False)
-    files = gr.File(label="Downloads: figures (PNG) and metrics (CSV)", file_count="multiple", interactive=False)
+    # results stay hidden until the first comparison (no wall of empty frames)
+    with gr.Column(visible=False) as results_col:
+        verdict = gr.Markdown()
+        players: list = []
+        with gr.Row(equal_height=False):
+            for i in range(N_PLAYERS):
+                with gr.Column(min_width=220, visible=False) as column:
+                    players.append(column)
+                    players.append(gr.Audio(label=f"clip {i + 1}", type="filepath", interactive=False))
+                    players.append(gr.Markdown(elem_classes="wb-muted"))
+        overlay = image(label="Waveform overlay (min/max envelopes)")
+        difference = image(label="Difference of the first two checkpoints")
+        spectrum = image(label="Long-term average spectrum and difference to the first checkpoint")
+        spectro = image(label="Log-mel spectrograms (one colour scale)")
+        pitch = image(label="Pitch (F0): Hz and semitones, voiced regions as bars")
+        energy = image(label="Energy (RMS level)")
+        metrics = gr.Dataframe(
+            label="Metrics (st = semitones; the CSV download has one row per clip)",
+            interactive=False,
+            max_height=720,
+            elem_classes="wb-table",
+        )
+        pairwise = gr.Dataframe(
+            label="Pairs: spectral distance after time alignment, exact match",
+            interactive=False,
+            elem_classes="wb-table",
+        )
+        files = gr.File(label="Downloads: figures (PNG) and metrics (CSV)", file_count="multiple", interactive=False)
 
     with gr.Accordion("Enhancement diff: one clip without and with a preset", open=False):
         with gr.Row():
             enh_ck = gr.Dropdown(label="Checkpoint", choices=[], value=None)
             enh_preset = gr.Dropdown(label="Preset", choices=[], value=None)
             enh_run = gr.Button("Render both and diff")
-        with gr.Row():
-            enh_plain = gr.Audio(label="without preset", type="filepath", interactive=False)
-            enh_with = gr.Audio(label="with preset", type="filepath", interactive=False)
-        enh_caption = gr.Markdown()
-        enh_img = image(label="Waveforms and long-term spectra")
-        enh_table = gr.Dataframe(label="Metric deltas (after - before)", interactive=False)
-        enh_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+        enh_error = gr.Markdown(visible=False, elem_classes="wb-error")
+        with gr.Column(visible=False) as enh_results:
+            with gr.Row():
+                enh_plain = gr.Audio(label="without preset", type="filepath", interactive=False)
+                enh_with = gr.Audio(label="with preset", type="filepath", interactive=False)
+            enh_caption = gr.Markdown()
+            enh_img = image(label="Waveforms and long-term spectra")
+            enh_table = gr.Dataframe(label="Metric deltas (after - before)", interactive=False, elem_classes="wb-table")
+            enh_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
 
     inputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, align]
     outputs = [status, link_box, *players, verdict, overlay, difference, spectrum, spectro, pitch, energy]
     outputs += [metrics, pairwise]
-    outputs += [files, enh_ck]
+    outputs += [files, enh_ck, results_col, empty, error_box]
     assert len(outputs) == N_COMPARE_OUTPUTS
     load_outputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, enh_ck, enh_preset]
     load_outputs += [preset_note]
@@ -547,7 +608,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     enh_run.click(
         bind(enhancement_diff, ctx),
         [reference, sentence, custom_text, enh_ck, enh_preset, take],
-        [enh_plain, enh_with, enh_caption, enh_img, enh_table, enh_files],
+        [enh_plain, enh_with, enh_caption, enh_img, enh_table, enh_files, enh_results, enh_error],
         api_name=False,
         **render_slot,
     )
