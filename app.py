@@ -153,7 +153,11 @@ def launch_options(ctx) -> dict:
     guard = ctx.extras["guard"]
     return {
         "auth": None,
-        "auth_message": "Listening workbench: log in with the name and password you were given.",
+        "auth_message": (
+            "Listening workbench: log in with the name and password you were given. After 5 wrong "
+            "passwords, logins for that name pause (1 s, doubling to at most 15 min) and the button "
+            "does nothing until then."
+        ),
         "show_error": False,
         "allowed_paths": [str(served_dir(ctx))],
         "max_file_size": MAX_UPLOAD,
