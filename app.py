@@ -149,7 +149,7 @@ def launch_options(ctx) -> dict:
 
     if "guard" not in ctx.extras:
         share = bool(ctx.extras.get("share"))
-        ctx.extras["guard"] = Guard(ctx, ctx.extras.get("limits"), trust_forwarded=share)
+        ctx.extras["guard"] = Guard(ctx, ctx.extras.get("limits"), behind_tunnel=share)
     guard = ctx.extras["guard"]
     return {
         "auth": None,

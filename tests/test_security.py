@@ -90,6 +90,15 @@ def test_unknown_names_lock_the_address(site, monkeypatch):
     assert login(http_from("127.0.0.14"), site.url, "bob", PASSWORDS["bob"]).status_code == 200
 
 
+def test_behind_the_share_tunnel_a_loopback_peer_is_no_address(site):
+    from workbench.ui.guard import Guard, GuardMiddleware
+
+    tunnel = GuardMiddleware(None, Guard(site.ctx, behind_tunnel=True))
+    assert tunnel.client_address({"client": ("127.0.0.1", 5000)}) is None
+    assert tunnel.client_address({"client": ("203.0.113.9", 5000)}) == "203.0.113.9"
+    assert GuardMiddleware(None, guard(site)).client_address({"client": ("127.0.0.1", 5000)}) == "127.0.0.1"
+
+
 def test_throttle_backs_off_exponentially_and_forgets():
     clock = FakeClock()
     t = LoginThrottle(free=5, base_s=1, max_s=900, forget_s=3600, clock=clock)

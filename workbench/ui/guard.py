@@ -142,10 +142,10 @@ def use_private_temp(ctx: AppContext) -> Path:
 class Guard:
     """The security state of one app: throttle, password pool, logins, sessions, quotas."""
 
-    def __init__(self, ctx: AppContext, limits: Limits | None = None, *, trust_forwarded: bool = False):
+    def __init__(self, ctx: AppContext, limits: Limits | None = None, *, behind_tunnel: bool = False):
         self.ctx = ctx
         self.limits = limits or Limits()
-        self.trust_forwarded = trust_forwarded
+        self.behind_tunnel = behind_tunnel  # --share: every connection comes from the local tunnel client
         self.throttle = LoginThrottle()
         self.checker = PasswordChecker(self._verify) if ctx.users else None
         self.book = SessionBook(ctx.users.fingerprint if ctx.users else (lambda u: u), idle_s=self.limits.idle_s)
@@ -271,11 +271,14 @@ class GuardMiddleware:
         self.app = app
         self.guard = guard
 
-    def client_address(self, scope, headers: dict[str, str]) -> str | None:
+    def client_address(self, scope) -> str | None:
+        """The caller's address. Uvicorn already replaced a loopback peer's address with the
+        last one in ``X-Forwarded-For`` (what the share tunnel's proxy appends); a loopback
+        address left behind the tunnel means the tunnel named nobody: no address then, so
+        one locked "address" does not lock out everyone on the link."""
         peer = (scope.get("client") or (None,))[0]
-        if self.guard.trust_forwarded and _is_loopback(peer):
-            fwd = headers.get("x-forwarded-for", "").split(",")[0].strip()
-            return fwd or None  # behind the share tunnel every peer is loopback: no address
+        if self.guard.behind_tunnel and _is_loopback(peer):
+            return None
         return peer
 
     async def __call__(self, scope, receive, send):
@@ -283,7 +286,7 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         g = self.guard
         headers = _headers(scope)
-        CLIENT.set(self.client_address(scope, headers))
+        CLIENT.set(self.client_address(scope))
         path = scope.get("path", "")
         gapp = scope.get("app")
         g.maybe_sweep()
