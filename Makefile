@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-dev run test lint format bench demo check
+.PHONY: help setup setup-dev run test test-fast lint format bench demo check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ run: setup  ## serve the app on http://127.0.0.1:7860 (demo catalog if no models
 
 test: setup-dev  ## run the whole test suite (unit, integration, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup-dev  ## logic tests only (no server, browser, subprocess, model or load test): the edit-test loop
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup-dev  ## ruff lint + format check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -1,4 +1,10 @@
-"""Shared fixtures: one per resource. Feature-specific fixtures live in their test files."""
+"""Shared fixtures: one per resource. Feature-specific fixtures live in their test files.
+
+Test tiers: :func:`pytest_collection_modifyitems` marks every test that starts a
+server, a browser, a subprocess, a load run or a model as ``slow`` (and browser journeys
+as ``e2e``), so ``make test-fast`` (``-m "not slow"``) runs the pure-logic tests in the
+edit-test loop while ``make test`` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,35 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: modules whose tests serve the app, spawn processes or run load: slow as a whole
+SLOW_MODULES = frozenset(
+    {
+        "test_app",
+        "test_auth",
+        "test_cli",
+        "test_faults",
+        "test_hostile_input",
+        "test_load",
+        "test_security",
+        "test_ui_blind",
+        "test_ui_compare",
+        "test_ui_results",
+    }
+)
+#: fixtures that build or load a model, a browser or a cluster: a test using one is slow
+SLOW_FIXTURES = frozenset({"tiny_xtts_dir", "tiny_enhancer_dir", "browser", "ray_cluster"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if "e2e" in path.parts:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+        elif path.stem in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
