@@ -257,7 +257,14 @@ async def _reply(send, status: int, detail: str, headers: dict | None = None) ->
 
 
 #: routes whose JSON body names a session (and, for the first three, a handler)
-_BODY_ROUTES = (f"{API}/queue/join", f"{API}/run/", f"{API}/api/", f"{API}/cancel")
+_BODY_ROUTES = (
+    f"{API}/queue/join",
+    f"{API}/run/",
+    f"{API}/api/",
+    f"{API}/call/",
+    f"{API}/cancel",
+    f"{API}/component_server",
+)
 _MAX_BODY = 4 << 20  # bytes of JSON we are willing to buffer to read its session hash
 TOO_LARGE = (
     "This request is too large: the server takes at most 4 MB per request (a comment is at most 2000 characters)."
@@ -409,12 +416,12 @@ class GuardMiddleware:
 
     def _check_handler(self, path, gapp, data, user) -> tuple[int, str] | None:
         """Queue-skipping and quotas for the handler a join/predict body names."""
-        if path.startswith(f"{API}/cancel"):
+        if path.startswith((f"{API}/cancel", f"{API}/component_server")):
             return None
         fn = _handler(gapp, data)
         if fn is None:
             return None
-        if not path.startswith(f"{API}/queue/join") and getattr(fn, "queue", False):
+        if path.startswith((f"{API}/run/", f"{API}/api/")) and getattr(fn, "queue", False):
             return 403, "This action goes through the queue; use the page."
         category = QUOTAS.get(getattr(fn, "name", None) or "")
         if category is None:
