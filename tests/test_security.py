@@ -318,6 +318,16 @@ def test_removing_a_user_ends_their_sessions_on_every_route(tmp_path):
         s.demo.close()
 
 
+def test_odd_cookies_of_other_sites_do_not_log_a_user_out(site):
+    page = client(site, "bob")
+    mine = "; ".join(f"{k}={v}" for k, v in page.http.cookies.items())
+    dep = page.load_deps()[0]
+    body = {"data": [], "fn_index": dep["id"], "session_hash": page.session_hash}
+    odd = {"cookie": 'prefs={"a": [1, 2]}; x="y; ' + mine}
+    r = httpx.post(f"{site.url}/gradio_api/queue/join", json=body, headers=odd)
+    assert r.status_code == 200, r.text
+
+
 def test_sessions_expire_after_the_idle_time(site, monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(guard(site).book, "clock", clock)

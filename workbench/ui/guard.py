@@ -37,11 +37,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import gradio as gr
+from starlette.requests import cookie_parser
 
 from .. import security
 from ..errors import WorkbenchError
@@ -340,17 +340,13 @@ class GuardMiddleware:
 
     def _current_user(self, gapp, headers) -> tuple[str | None, str | None]:
         """The logged-in user of this request (None if none); drops a revoked or idle cookie."""
-        cookies = SimpleCookie()
-        try:
-            cookies.load(headers.get("cookie", ""))
-        except Exception:  # noqa: BLE001 - a malformed cookie header is just "no cookie"
-            return None, None
+        cookies = cookie_parser(headers.get("cookie", ""))  # Starlette's parser, as Gradio reads them
         cookie_id = getattr(gapp, "cookie_id", None)
         tokens = getattr(gapp, "tokens", None)
         if cookie_id is None or tokens is None:
             return None, None
         for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
-            token = cookies[name].value if name in cookies else None
+            token = cookies.get(name)
             user = tokens.get(token) if token else None
             if user is None:
                 continue
@@ -371,12 +367,10 @@ class GuardMiddleware:
                 for k, v in message.get("headers", []):
                     if k.lower() != b"set-cookie":
                         continue
-                    c = SimpleCookie()
-                    c.load(v.decode("latin-1"))
-                    for morsel in c.values():
-                        user = getattr(gapp, "tokens", {}).get(morsel.value)
-                        if morsel.key.startswith("access-token-") and user:
-                            book.logged_in(morsel.value, user)
+                    name, _, value = v.decode("latin-1").split(";")[0].partition("=")
+                    user = getattr(gapp, "tokens", {}).get(value.strip())
+                    if name.strip().startswith("access-token-") and user:
+                        book.logged_in(value.strip(), user)
             await send(message)
 
         return wrapped
