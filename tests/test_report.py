@@ -420,3 +420,32 @@ def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
     assert s.plan.source == "defaults"
     assert main(["report", str(votes_csv), "--test", "t1", "--plans", str(plans)]) == 0
     assert "computed from defaults" in capsys.readouterr().out
+
+
+def test_every_output_agrees_on_one_file(votes_csv, tmp_path, capsys):
+    """Text, markdown, HTML and JSON of one file show the same verdicts and numbers."""
+    import json
+
+    s = report.build_summary(votes_csv, "t1")
+    text, doc = _run_all(votes_csv, capsys, "--test", "t1")
+    assert main(["report", str(votes_csv), "--test", "t1", "--markdown"]) == 0
+    md = capsys.readouterr().out
+    page = report.render_html(s, charts=False)
+    [t1] = doc["tests"]
+    assert len(t1["pairs"]) == len(s.pairs)
+    for p, r in zip(t1["pairs"], s.pairs.itertuples(), strict=True):
+        assert (p["item_a"], p["item_b"], p["verdict"]) == (r.item_a, r.item_b, r.verdict)
+        assert p["n_eff"] == pytest.approx(r.n_eff)
+        assert (p["p_adj"] is None) == bool(np.isnan(r.p_adj))  # nan becomes null in JSON
+        shown = report.fmt_ci(p["verdict_low"], p["verdict_high"])
+        for out in (text, md, page):
+            assert shown in out and report.fmt_verdict(r) in out
+    for line in t1["headline"]:
+        assert line in text and line in md and html_escape(line) in page
+    assert json.dumps(doc, allow_nan=False)
+
+
+def html_escape(s: str) -> str:
+    import html
+
+    return html.escape(s)

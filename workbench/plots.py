@@ -547,14 +547,15 @@ def ranking_figure(summary, ax: Axes | None = None) -> Figure:
     ax.scatter(s, y, c=color, s=60, zorder=3)
     ax.set_xscale("log")
     _log_ticks(ax, np.concatenate([s, lo, hi]))
+    mixed = r["kind"].nunique() > 1
     labels = [
-        f"{row.kind[:5]} tier {row.tier}: {row.item}{' (preliminary)' if row.preliminary else ''}"
+        f"{row.item}{'*' if row.preliminary else ''} (tier {row.tier}{', ' + row.kind if mixed else ''})"
         for row in r.itertuples(index=False)
     ]
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.6, len(r) - 0.4)
     ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% cluster-bootstrap interval")
-    ax.set_title("Ranking (tiers: not told apart within a tier)")
+    ax.set_title("Ranking (not told apart within a tier; * preliminary)")
     return fig
 
 

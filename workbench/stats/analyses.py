@@ -36,11 +36,8 @@ from . import planning
 from .primitives import (
     ALPHA,
     bradley_terry,
-    clustered_preference,
     holm,
     holm_divisors,
-    normal_equivalent,
-    repeated_p_value,
     sequential_boundary,
     sign_test,
     t_quantile_for,
@@ -237,12 +234,8 @@ def _pair_row(a: str, b: str, kind: str, g: pd.DataFrame, target: int | None, so
     o = g["first_outcome"].to_numpy()
     wa, wb, t = int((o == 1).sum()), int((o == 0).sum()), int((o == 0.5).sum())
     dec = g[o != 0.5]
-    used = dec if target is None else dec.iloc[:target]  # the verdict at the target is final
-    cl = clustered_preference(used["first_outcome"].to_numpy(), used["rater"].to_numpy(), used["clip"].to_numpy())
-    if target is None or cl.df < 1:
-        p_seq = math.nan
-    else:
-        p_seq = repeated_p_value(normal_equivalent(cl.p_value), len(used) / target)
+    cl, p_seq = planning.look(dec["first_outcome"], dec["rater"], dec["clip"], target)
+    used = dec.iloc[: cl.n]
     ref, sent, preset, checkpoints = _example(g)
     return {
         "kind": kind,

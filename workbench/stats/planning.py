@@ -29,10 +29,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from .primitives import ALPHA, POWER, sequential_boundary, t_quantile_for
+from .primitives import (
+    ALPHA,
+    POWER,
+    Clustered,
+    clustered_preference,
+    normal_equivalent,
+    repeated_p_value,
+    sequential_boundary,
+    t_quantile_for,
+)
 
 #: smallest preference worth detecting (share of decisive votes for the better item)
 MIN_EFFECT = 0.65
@@ -40,6 +50,10 @@ MIN_EFFECT = 0.65
 ICC_RATER = 0.02
 #: expected correlation of two votes on the same clip (reference x sentence)
 ICC_CLIP = 0.02
+#: allowance on the planned size for estimating the clustering from the votes themselves
+#: (the estimated design effect is noisy and never taken below 1); bench_verdicts checks
+#: that the planned size reaches the planned power with it
+PLAN_MARGIN = 1.1
 #: raters assumed when the plan does not say
 DEFAULT_RATERS = 10
 #: clips assumed when the plan does not say
@@ -207,7 +221,7 @@ def planned_votes(
             ),
             **base,
         )
-    n = max(n0, n0 * (1 - icc_rater - icc_clip) / den)
+    n = max(n0, n0 * (1 - icc_rater - icc_clip) / den) * PLAN_MARGIN
     votes = int(math.ceil(n - 1e-9))
     deff = 1 + max(0.0, votes / r - 1) * icc_rater + max(0.0, votes / c - 1) * icc_clip
     return SamplePlan(
@@ -273,6 +287,31 @@ def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: floa
     if not n_pairs:
         return None
     return planned_votes(n_pairs, alpha=alpha, n_raters=n_raters, n_clips=n_clips, source="defaults")
+
+
+def look(y, rater, clip, target: int | None) -> tuple[Clustered, float]:
+    """One look at a pair: the clustered estimate on the votes that count and its repeated p-value.
+
+    Parameters
+    ----------
+    y, rater, clip : array-like, shape (n,)
+        Decisive votes in arrival order (1: the first item won) and their clusters.
+    target : int or None
+        Planned decisive votes. Only the first ``target`` votes count (the verdict at
+        the target is final); the look is at information fraction ``used / target``.
+
+    Returns
+    -------
+    (Clustered, float)
+        The estimate on the votes used, and the repeated p-value (nan without a target
+        or when fewer than 2 raters or clips leave no inference).
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.size if target is None else min(y.size, int(target))
+    cl = clustered_preference(y[:n], np.asarray(rater)[:n], np.asarray(clip)[:n])
+    if target is None or cl.df < 1:
+        return cl, math.nan
+    return cl, repeated_p_value(normal_equivalent(cl.p_value), n / target)
 
 
 def progress_line(decisive: int, target: int | None) -> str:
