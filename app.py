@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="refuse to render or serve audio below this much free disk (GB, default: 1; votes still work)",
     )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDR",
+        help="render on a Ray cluster: ray://HOST:PORT, HOST:PORT or auto; local renders in this process "
+        "(default: settings.cluster)",
+    )
     return p.parse_args(argv)
 
 
@@ -91,6 +98,7 @@ def make_context(args: argparse.Namespace):
         data_dir=catalog.settings.data_dir,
         users=users,
         device=args.device or catalog.settings.device,
+        extras={"cluster": getattr(args, "cluster", None)},
     )
 
 

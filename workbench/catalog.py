@@ -246,6 +246,8 @@ class Settings(_Frozen):
     max_loaded_models: int = Field(1, ge=1, le=16)  # LRU size of loaded XTTS models
     device: Literal["auto", "cpu", "cuda"] = "auto"
     fp16: bool = False  # half precision on CUDA
+    # render on a Ray cluster: ray://HOST:PORT (Ray Client), HOST:PORT (a node's GCS) or auto; None: in this process
+    cluster: str | None = Field(None, pattern=r"^(auto|local|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         enhancements=args.enhance,
         takes=args.takes,
     )
-    renderer = Renderer(cat, device=args.device)
+    renderer = Renderer(cat, device=args.device, cluster=args.cluster)
+    if args.cluster or cat.settings.cluster:
+        print(f"rendering on {renderer.executor.describe()}", file=sys.stderr)
     with tqdm(total=len(reqs), unit="clip", dynamic_ncols=True) as bar:
 
         def progress(frac: float, label: str) -> None:
@@ -110,13 +112,31 @@ def cmd_render(args: argparse.Namespace) -> int:
                 tqdm.write(f"failed: {req.label()}: {result}", file=sys.stderr)
             bar.update(1)
 
-        manifest, rows = render_batch(renderer, reqs, args.out, progress=progress, on_result=on_result)
+        try:
+            manifest, rows = render_batch(renderer, reqs, args.out, progress=progress, on_result=on_result)
+        finally:
+            renderer.close()
     failed = sum(r["status"] != "ok" for r in rows)
     cached = sum(r["from_cache"] is True for r in rows)
     print(f"{len(rows) - failed} of {len(rows)} clips in {args.out} ({cached} from the cache); manifest: {manifest}")
     if failed:
         print(f"{failed} items failed (see the error column of {manifest})", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """Print the Ray cluster's nodes and what each connected workbench is rendering."""
+    from .catalog import load_catalog
+    from .cluster import ClusterError, cluster_status, format_status
+
+    address = args.cluster or load_catalog(args.config).settings.cluster
+    if not address or address == "local":
+        raise ClusterError(
+            f"no cluster configured: give --cluster ray://HOST:PORT (or HOST:PORT, auto) or set settings.cluster "
+            f"in {args.config}"
+        )
+    print(format_status(cluster_status(address)))
     return 0
 
 
@@ -204,7 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--takes", type=int, default=1, help="takes per combination, seeds seed..seed+N-1 (default: 1)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: settings.device")
     r.add_argument("--out", default="renders", help="folder for the clips and manifest.csv (default: renders)")
+    r.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDR",
+        help="render on a Ray cluster: ray://HOST:PORT, HOST:PORT or auto; local: in this process "
+        "(default: settings.cluster)",
+    )
     r.set_defaults(func=cmd_render)
+
+    cl = sub.add_parser("cluster", help="the Ray cluster rendering for the workbench (status)")
+    cl.add_argument("action", choices=["status"])
+    cl.add_argument("--cluster", default=None, metavar="ADDR", help="cluster address (default: settings.cluster)")
+    cl.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
+    cl.set_defaults(func=cmd_cluster)
     return p
 
 

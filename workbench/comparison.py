@@ -30,6 +30,7 @@ import pandas as pd
 from . import analysis, audio, plots
 from .catalog import Catalog, reference_audio_path
 from .errors import RenderError
+from .executor import INTERACTIVE
 from .render import CLIP_SR, Clip, Renderer, RenderRequest
 
 MIN_CLIPS, MAX_CLIPS = 2, 4
@@ -506,7 +507,7 @@ class Comparer:
         """
         report = progress or (lambda frac, label: None)
         results = self.renderer.render_many(
-            sel.requests(), progress=lambda f, label: report(0.6 * f, f"rendering {label}")
+            sel.requests(), progress=lambda f, label: report(0.6 * f, f"rendering {label}"), priority=INTERACTIVE
         )
         labels = sel.labels()
         text = self._text_of(sel)
@@ -583,7 +584,9 @@ class Comparer:
         self.catalog.checkpoint(checkpoint)
         self.catalog.enhancement(preset)
         reqs = [RenderRequest(checkpoint, reference, sentence, p, _take(take), text) for p in ("none", preset)]
-        results = self.renderer.render_many(reqs, progress=lambda f, label: report(0.7 * f, f"rendering {label}"))
+        results = self.renderer.render_many(
+            reqs, progress=lambda f, label: report(0.7 * f, f"rendering {label}"), priority=INTERACTIVE
+        )
         for r in results:
             if isinstance(r, Exception):
                 raise r

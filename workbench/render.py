@@ -26,6 +26,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +42,10 @@ from .catalog import (
 )
 from .demo_enhance import STAND_IN_VERSION, runs_as_stand_in
 from .errors import ModelUnavailable, RenderError, WorkbenchError
+from .executor import BATCH, INTERACTIVE, Executor, LocalExecutor, make_executor
 from .fsutil import atomic_open, write_json_atomic
 from .hashing import model_files_hash, sha256_file
-from .pipeline import CLIP_SR, Produced, produce
+from .pipeline import CLIP_SR, Produced
 from .renderplan import RenderPlan, RenderRequest, content_key, json_default
 from .synth import ClipFolderBackend, SynthesisBackend, default_backends
 
@@ -113,6 +115,11 @@ class Renderer:
     device : ``auto`` | ``cpu`` | ``cuda`` for model backends
     backends : synthesis backends by name (default: :func:`workbench.synth.default_backends`:
         ``xtts`` with this cache and device, and ``clips``)
+    executor : where model plans run (default: from ``cluster``)
+    cluster : ``ray://HOST:PORT`` | ``HOST:PORT`` | ``auto`` to render on a Ray cluster,
+        ``local`` for this process (default: ``catalog.settings.cluster``, else local)
+
+    Pre-rendered clips (``clips`` backend) are always read here, where their files are.
     """
 
     def __init__(
@@ -122,6 +129,8 @@ class Renderer:
         cache_dir: Path | None = None,
         device: str | None = None,
         backends: Mapping[str, SynthesisBackend] | None = None,
+        executor: Executor | None = None,
+        cluster: str | None = None,
     ):
         self.catalog = catalog
         self.cache_dir = Path(cache_dir or catalog.settings.cache_dir)
@@ -139,6 +148,14 @@ class Renderer:
                 max_loaded_models=settings.max_loaded_models,
             )
         )
+        self._local = LocalExecutor(self.backends, step_cache_dir=self.cache_dir / "steps")
+        if executor is None:
+            executor = make_executor(
+                settings.cluster if cluster is None else cluster,
+                fp16=settings.fp16,
+                max_loaded_models=settings.max_loaded_models,
+            )
+        self.executor: Executor = executor or self._local
         self.stats = {"hits": 0, "renders": 0}  # served from the cache / rendered fresh
 
     # ------------------------------------------------------------------ resolution
@@ -264,17 +281,32 @@ class Renderer:
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self, req: RenderRequest) -> Clip:
-        """Render ``req`` (or return it from the cache). Same key at once: work done once."""
+    def render(self, req: RenderRequest, *, priority: int = INTERACTIVE) -> Clip:
+        """Render ``req`` (or return it from the cache). Same key at once: work done once.
+
+        ``priority``: :data:`~workbench.executor.INTERACTIVE` (someone is waiting) or
+        :data:`~workbench.executor.BATCH`; a cluster serves interactive work first.
+        """
         plan = self.plan(req)
         with self._lock_for(plan.key):
             hit = self._read_cached(plan)
             if hit is not None:
                 self._count("hits")
                 return hit
-            clip = self.store(plan, produce(plan, self.backends, step_cache_dir=self.cache_dir / "steps"))
+            clip = self.store(plan, self._submit(plan, priority).result())
             self._count("renders")
             return clip
+
+    def _submit(self, plan: RenderPlan, priority: int, batch: object | None = None):
+        """Hand ``plan`` to its executor: pre-rendered clips here, model plans to ``self.executor``."""
+        if plan.backend == ClipFolderBackend.name:
+            return self._local.submit(plan)
+        return self.executor.submit(plan, priority=priority, batch=batch)
+
+    def close(self) -> None:
+        """Release the executor's workers (a cluster's actors); the renderer keeps working locally."""
+        self.executor.close()
+        self.executor = self._local
 
     def _count(self, what: str) -> None:
         with self._locks_guard:
@@ -324,30 +356,99 @@ class Renderer:
         *,
         progress: Progress | None = None,
         on_result: Callable[[RenderRequest, Clip | WorkbenchError], None] | None = None,
+        priority: int = BATCH,
+        cancel: threading.Event | None = None,
     ) -> list[Clip | WorkbenchError]:
         """Render each request; a failure is returned in its slot, not raised.
 
-        ``progress(fraction, label)`` is called before each item and with 1.0 at the end;
-        ``on_result(req, clip_or_error)`` after each item. An unexpected exception in one
-        item becomes a :class:`RenderError` for that item; the batch goes on.
+        ``progress(fraction, label)`` is called before each item (on a cluster: as items
+        finish) and with 1.0 at the end; ``on_result(req, clip_or_error)`` after each item
+        (on a cluster: in the order they finish). An unexpected exception in one item
+        becomes a :class:`RenderError` for that item; the batch goes on. Setting
+        ``cancel`` stops the batch: items not started fail with "cancelled", the ones
+        being rendered finish (one clip per worker).
         """
         reqs = list(reqs)
+        if self.executor.parallel:
+            return self._render_parallel(reqs, progress, on_result, priority, cancel)
         out: list[Clip | WorkbenchError] = []
         for i, req in enumerate(reqs):
             if progress:
                 progress(i / max(len(reqs), 1), req.label())
             result: Clip | WorkbenchError
-            try:
-                result = self.render(req)
-            except WorkbenchError as e:
-                log.info("render failed: %s: %s", req.label(), e)
-                result = e
-            except Exception as e:  # a bug or a library failure in one item must not stop the batch
-                log.exception("render failed unexpectedly: %s", req.label())
-                result = RenderError(f"{req.label()}: unexpected {type(e).__name__}: {e}")
+            if cancel is not None and cancel.is_set():
+                result = RenderError(f"{req.label()}: cancelled before it was rendered")
+            else:
+                result = self._guarded(req, lambda r=req: self.render(r, priority=priority))
             out.append(result)
             if on_result:
                 on_result(req, result)
+        if progress:
+            progress(1.0, "done")
+        return out
+
+    @staticmethod
+    def _guarded(req: RenderRequest, fn: Callable[[], Clip]) -> Clip | WorkbenchError:
+        """``fn()``, or the error that stopped it (unexpected ones become a RenderError naming the item)."""
+        try:
+            return fn()
+        except WorkbenchError as e:
+            log.info("render failed: %s: %s", req.label(), e)
+            return e
+        except Exception as e:  # a bug or a library failure in one item must not stop the batch
+            log.exception("render failed unexpectedly: %s", req.label())
+            return RenderError(f"{req.label()}: unexpected {type(e).__name__}: {e}")
+
+    def _render_parallel(self, reqs, progress, on_result, priority, cancel) -> list[Clip | WorkbenchError]:
+        """render_many on a parallel executor: plan and check the cache here, submit the rest at once."""
+        out: list[Clip | WorkbenchError | None] = [None] * len(reqs)
+        finished = 0
+
+        def settle(indices: list[int], result: Clip | WorkbenchError) -> None:
+            nonlocal finished
+            for i in indices:
+                out[i] = result
+                finished += 1
+                if on_result:
+                    on_result(reqs[i], result)
+                if progress:
+                    progress(finished / max(len(reqs), 1), reqs[i].label())
+
+        # identifies this batch's plans in the executor's queue; an executor that sees the
+        # event set hands out none of them any more (cancel within one clip per worker)
+        batch = cancel if cancel is not None else threading.Event()
+        waiting: dict = {}  # future -> (plan, indices)
+        by_key: dict[str, list[int]] = {}
+        for i, req in enumerate(reqs):
+            plan = self._guarded(req, lambda r=req: self.plan(r))
+            if isinstance(plan, WorkbenchError):
+                settle([i], plan)
+                continue
+            hit = self._guarded(req, lambda p=plan: self._read_cached(p))
+            if hit is not None:
+                if isinstance(hit, Clip):
+                    self._count("hits")
+                settle([i], hit)
+            elif plan.key in by_key:  # the same clip twice in one batch: render it once
+                by_key[plan.key].append(i)
+            else:
+                by_key[plan.key] = [i]
+                waiting[self._submit(plan, priority, batch)] = (plan, by_key[plan.key])
+        pending = set(waiting)
+        while pending:
+            if cancel is not None and cancel.is_set():
+                self.executor.cancel(batch)
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                plan, indices = waiting[fut]
+                req = plan.request
+
+                def finish(f=fut, p=plan) -> Clip:
+                    clip = self.store(p, f.result())
+                    self._count("renders")
+                    return clip
+
+                settle(indices, self._guarded(req, finish))
         if progress:
             progress(1.0, "done")
         return out

@@ -620,6 +620,8 @@ class XttsBackend:
             "model_files_hash": loaded.model_hash,
             "device": device,
             "fp16": use_fp16,
+            # on CPU the samples depend on torch's thread count too (summation order)
+            "cpu_threads": torch.get_num_threads() if device == "cpu" else None,
             "seed": seed,
             "text_chunks": len(chunks),
             "model_cache": "hit" if was_loaded else "loaded",

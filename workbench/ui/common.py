@@ -62,7 +62,7 @@ def get_renderer(ctx: AppContext):
     from ..render import Renderer
 
     if "renderer" not in ctx.extras:
-        ctx.extras["renderer"] = Renderer(ctx.catalog, device=ctx.device)
+        ctx.extras["renderer"] = Renderer(ctx.catalog, device=ctx.device, cluster=ctx.extras.get("cluster"))
     return ctx.extras["renderer"]
 
 

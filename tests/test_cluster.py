@@ -1,0 +1,206 @@
+"""Rendering on a real Ray cluster on loopback: two nodes (127.0.0.2, 127.0.0.3), one CPU worker each.
+
+One cluster serves the whole module and is stopped at its end (only the processes it
+started). Node 127.0.0.3 sees the ``mismatch`` checkpoint through WORKBENCH_PATH_MAP at
+a folder whose model.pth differs from the head's, like a server with stale files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from tiny_models import build_tiny_xtts, write_tiny_catalog
+
+from bench.raycluster import LoopbackRayCluster
+from workbench.catalog import load_catalog
+from workbench.errors import ModelUnavailable, RenderError
+from workbench.render import Clip, Renderer, RenderRequest, expand_matrix
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ODD_NODE = "127.0.0.3"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, tiny_xtts_dir):
+    root = tmp_path_factory.mktemp("cluster")
+    mismatch = root / "models" / "mismatch"
+    shutil.copytree(tiny_xtts_dir, mismatch)
+    stale = root / "node3" / "mismatch"  # what 127.0.0.3 finds at mismatch's path: other weights
+    build_tiny_xtts(stale, seed=5)
+    catalog = write_tiny_catalog(root / "cat", {"tiny": tiny_xtts_dir, "mismatch": mismatch})
+    worker_env = {"WORKBENCH_WORKER_CACHE": str(root / "worker-cache")}
+    cluster = LoopbackRayCluster(
+        nodes=2,
+        node_env={0: worker_env, 1: {**worker_env, "WORKBENCH_PATH_MAP": f"{mismatch}={stale}"}},
+    )
+    auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback only; the driver in this process must match
+    try:
+        with cluster:
+            yield root, catalog, cluster
+    finally:
+        if auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth
+
+
+@pytest.fixture(scope="module")
+def executor(site):
+    """This process's workers on the cluster, shared by the tests that render in-process.
+
+    Created after the CLI test: while it lives it holds every worker slot, and another
+    head's workers would wait for them.
+    """
+    import ray
+
+    from workbench.cluster import RayExecutor
+
+    ex = RayExecutor(site[2].address)
+    yield ex
+    ex.close()
+    ray.shutdown()
+
+
+def renderer_for(site, executor, name: str) -> Renderer:
+    """A renderer with its own cache on the module's shared cluster executor."""
+    root, catalog, _ = site
+    return Renderer(load_catalog(catalog), cache_dir=root / name, executor=executor)
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})},
+    )
+
+
+def manifest_hashes(out: Path) -> dict[str, str]:
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["status"] == "ok" for r in rows), rows
+    return {r["file"]: hashlib.sha256((out / r["file"]).read_bytes()).hexdigest() for r in rows}
+
+
+def test_cli_batch_on_the_cluster_matches_a_local_run_clip_by_clip(site, tmp_path):
+    root, catalog, cluster = site
+    what = ["--config", str(catalog), "--checkpoints", "tiny", "--references", "ref_a,builtin"]
+    what += ["--sentences", "short,question", "--takes", "2"]
+    on_cluster = cli("render", *what, "--out", str(tmp_path / "ray"), "--cluster", cluster.address)
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    assert "8 of 8 clips" in on_cluster.stdout and "Ray cluster" in on_cluster.stderr
+    # the same catalog with its own cache, so the local run renders everything again;
+    # CPU samples depend on torch's thread count, and cluster CPU workers use one thread each
+    other = write_tiny_catalog(tmp_path / "local-cat", {"tiny": load_catalog(catalog).checkpoints["tiny"].model_dir})
+    what[1] = str(other)
+    local = cli("render", *what, "--out", str(tmp_path / "local"), "--cluster", "local", env={"OMP_NUM_THREADS": "1"})
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert "8 of 8 clips" in local.stdout and "(0 from the cache)" in local.stdout
+    assert manifest_hashes(tmp_path / "ray") == manifest_hashes(tmp_path / "local")
+    cache = load_catalog(catalog).settings.cache_dir
+    sidecars = [p.read_text() for p in cache.glob("clips/*/*.json")]
+    assert any('"node": "' in s and "127.0.0.2" in s for s in sidecars)
+    assert any("127.0.0.3" in s for s in sidecars)  # both nodes took work
+
+
+def test_a_worker_killed_mid_batch_has_its_clip_retried_elsewhere(site, executor):
+    cluster = site[2]
+    r = renderer_for(site, executor, "kill-cache")
+    reqs = expand_matrix(r.catalog, checkpoints="tiny", references="ref_a,ref_b", sentences="short,question", takes=2)
+    victims = []
+
+    def on_result(req, result):
+        if not victims:  # after the first clip: kill a worker that is rendering now
+            busy = [w for w in executor.workers() if w["busy"]]
+            victims.append(busy[0] if busy else executor.workers()[0])
+            os.kill(victims[0]["pid"], signal.SIGKILL)
+
+    results = r.render_many(reqs, on_result=on_result)
+    assert victims and all(isinstance(x, Clip) for x in results), [str(x) for x in results]
+    assert r.stats["renders"] == len(reqs)  # each clip written into the cache once
+    assert len(list((r.cache_dir / "clips").glob("*/*.flac"))) == len(reqs)
+    pids = {w["pid"] for w in executor.workers()}
+    assert victims[0]["pid"] not in pids and len(pids) == 2  # the dead worker was replaced
+
+    status = cli("cluster", "status", "--cluster", cluster.address)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert "127.0.0.2" in status.stdout and "127.0.0.3" in status.stdout and "tiny" in status.stdout
+
+
+def test_a_node_with_different_model_files_fails_those_items_naming_the_node(site, executor):
+    r = renderer_for(site, executor, "mismatch-cache")
+    reqs = [RenderRequest("mismatch", ref, s) for ref in ("ref_a", "ref_b") for s in ("short", "question")]
+    reqs += [RenderRequest("tiny", "ref_b", s) for s in ("short", "question")]
+    results = r.render_many(reqs)
+    failed = [(q, x) for q, x in zip(reqs, results, strict=True) if not isinstance(x, Clip)]
+    assert failed, "the node with other model files never got an item"
+    for q, x in failed:
+        assert q.checkpoint == "mismatch" and isinstance(x, ModelUnavailable)
+        assert ODD_NODE in str(x) and "differ from the head's" in str(x)
+    for q, x in zip(reqs, results, strict=True):
+        if q.checkpoint == "tiny":
+            assert isinstance(x, Clip)
+        elif isinstance(x, Clip):  # rendered where the files are the head's
+            assert "127.0.0.2" in x.provenance["node"]
+
+
+def _batch_in_thread(r: Renderer, reqs, cancel=None):
+    done_order: list[RenderRequest] = []
+    first = threading.Event()
+    out = {}
+
+    def on_result(req, result):
+        done_order.append(req)
+        first.set()
+
+    t = threading.Thread(target=lambda: out.update(results=r.render_many(reqs, on_result=on_result, cancel=cancel)))
+    t.start()
+    return t, done_order, first, out
+
+
+def test_an_interactive_render_goes_ahead_of_the_rest_of_a_batch(site, executor):
+    r = renderer_for(site, executor, "priority-cache")
+    batch = expand_matrix(r.catalog, checkpoints="tiny", references="ref_a,ref_b", sentences="all", takes=2)
+    t, done_order, first, out = _batch_in_thread(r, batch)
+    assert first.wait(300)
+    before = len(done_order)
+    clip = r.render(RenderRequest("tiny", "builtin", "question", take=3))  # interactive by default
+    during = len(done_order) - before
+    t.join(400)
+    assert not clip.from_cache and all(isinstance(x, Clip) for x in out["results"])
+    # each of the 2 workers finished at most the clip it was on (and one more while the
+    # interactive clip rendered on the other); the rest of the batch came after
+    assert during <= 4 and len(batch) - (before + during) >= 4
+
+
+def test_cancel_stops_a_batch_within_one_clip_per_worker(site, executor):
+    r = renderer_for(site, executor, "cancel-cache")
+    batch = expand_matrix(r.catalog, checkpoints="tiny", references="ref_a,ref_b", sentences="all", takes=2)
+    cancel = threading.Event()
+    t, done_order, first, out = _batch_in_thread(r, batch, cancel)
+    assert first.wait(300)
+    cancel.set()
+    at_cancel = len(done_order)
+    t.join(400)
+    results = out["results"]
+    rendered = [x for x in results if isinstance(x, Clip)]
+    cancelled = [x for x in results if isinstance(x, RenderError) and "cancelled" in str(x)]
+    # after the cancel only clips already on a worker finish (2 workers; a clip finished
+    # just before may not have been counted yet, so at most 2 more per worker)
+    assert len(rendered) <= at_cancel + 4 and len(rendered) + len(cancelled) == len(batch)
+    assert len(cancelled) >= len(batch) - at_cancel - 4 >= 6
