@@ -204,3 +204,21 @@ def test_cancel_stops_a_batch_within_one_clip_per_worker(site, executor):
     # just before may not have been counted yet, so at most 2 more per worker)
     assert len(rendered) <= at_cancel + 4 and len(rendered) + len(cancelled) == len(batch)
     assert len(cancelled) >= len(batch) - at_cancel - 4 >= 6
+
+
+def test_a_node_lost_mid_batch_has_its_clips_retried_on_the_others(site, executor):
+    """Last in the module: node 127.0.0.3 is gone afterwards."""
+    cluster = site[2]
+    r = renderer_for(site, executor, "node-loss-cache")
+    reqs = expand_matrix(r.catalog, checkpoints="tiny", references="ref_a,ref_b", sentences="short,question", takes=2)
+    lost = []
+
+    def on_result(req, result):
+        if not lost:  # the server at 127.0.0.3 goes down (raylet and its workers) after the first clip
+            cluster.kill_node(ODD_NODE)
+            lost.append(len([w for w in executor.workers() if ODD_NODE in w["node"]]))
+
+    results = r.render_many(reqs, on_result=on_result)
+    assert lost == [1] and all(isinstance(x, Clip) for x in results), [str(x) for x in results]
+    assert r.stats["renders"] == len(reqs)  # each clip written into the cache once
+    assert len(list((r.cache_dir / "clips").glob("*/*.flac"))) == len(reqs)

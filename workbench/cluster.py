@@ -254,6 +254,7 @@ class _Slot:
     device: str
     loaded: OrderedDict = field(default_factory=OrderedDict)  # model hash -> checkpoint name, LRU order
     info: Any = None  # ObjectRef of the worker's info() (its first call, so answered first)
+    started: bool = False  # info() has answered: the process is up
     job: _Job | None = None
     ref: Any = None  # ObjectRef of the running render
     done: int = 0
@@ -385,9 +386,11 @@ class RayExecutor:
             self._closed = True
             jobs, self._queue = self._queue, []
             self._cond.notify_all()
+        self._thread.join(timeout=10)
+        with self._cond:
+            jobs += [s.job for s in self._slots if s.job is not None and not s.job.future.done()]
         for j in jobs:
             j.future.set_exception(ClusterError(f"{j.plan.label}: the cluster executor was closed"))
-        self._thread.join(timeout=10)
         for s in self._slots:
             self._ray.kill(s.actor)
         self._ray.kill(self._board)
@@ -416,16 +419,29 @@ class RayExecutor:
                 return s
         return min(idle, key=lambda s: s.done)
 
+    def _started(self, slot: _Slot) -> bool:
+        """True once the worker's process answered (a replacement on a lost node never does)."""
+        if not slot.started:
+            ready, _ = self._ray.wait([slot.info], timeout=0)
+            slot.started = bool(ready)
+        return slot.started
+
     def _assign(self) -> None:
         """Give each idle worker the most urgent queued plan (call with the lock held)."""
+        later: list[_Job] = []  # retried plans that wait for a worker known to be alive
         while self._queue:
             idle = [s for s in self._slots if s.job is None]
             if not idle:
-                return
+                break
             job = heapq.heappop(self._queue)
             if isinstance(job.batch, threading.Event) and job.batch.is_set():  # its batch was cancelled
                 job.future.set_exception(RenderError(f"{job.plan.label}: cancelled before it was rendered"))
                 continue
+            if job.attempts:  # its worker died: not onto a worker that may be on the same lost node
+                idle = [s for s in idle if self._started(s)]
+                if not idle:
+                    later.append(job)
+                    continue
             slot = self._pick_slot(job, idle)
             try:
                 ref = slot.actor.render.remote(job.plan, self._reference(job.plan))
@@ -434,6 +450,8 @@ class RayExecutor:
                 continue
             slot.job, slot.ref = job, ref
             self._dirty = True
+        for job in later:
+            heapq.heappush(self._queue, job)
 
     def _loop(self) -> None:
         while True:
