@@ -60,10 +60,10 @@ def req(user: str | None = None, **query) -> SimpleNamespace:
     return SimpleNamespace(username=user, query_params=query)
 
 
-def run(ctx, checkpoints, *, preset="none", side=None, align="trimmed", sentence="pangram", text="", take=1):
+def run(ctx, checkpoints, *, preset="none", side=None, align="trimmed", sentence="pangram", text="", take=1, retake=0):
     side = side or [None] * 4
     return compare.compare(
-        ctx, "surya_1", sentence, text, checkpoints, preset, bool(side[0]), *side, take, align, req(), None
+        ctx, "surya_1", sentence, text, checkpoints, preset, bool(side[0]), *side, take, retake, align, req(), None
     )
 
 
@@ -365,8 +365,9 @@ def test_load_fills_defaults_for_admins(ctx):
     assert checkpoints["choices"] == ["feb1", "apr24", "apr27", "feb1_revert", "broken", "feb1_clips"]
     assert preset["value"] == "none" and per_side["value"] is False
     assert ("denoise (demo stand-in)", "denoise") in preset["choices"]
-    assert out[-2]["value"] == "denoise"  # first preset other than none, for the enhancement diff
-    assert out[-1]["visible"] is False  # every preset runs on the demo checkpoints
+    assert out[-3]["value"] == "denoise"  # first preset other than none, for the enhancement diff
+    assert out[-2]["visible"] is False  # every preset runs on the demo checkpoints
+    assert out[-1]["value"] == 0  # no retake
 
 
 def test_load_applies_a_link(ctx):
@@ -389,7 +390,7 @@ def test_load_warns_once_about_a_bad_link(ctx, recwarn):
 
 
 def test_a_link_renders_on_load(ctx):
-    args = ("surya_1", "question", "", ["apr27", "feb1"], "none", False, None, None, None, None, 1, "trimmed")
+    args = ("surya_1", "question", "", ["apr27", "feb1"], "none", False, None, None, None, None, 1, 0, "trimmed")
     link = compare.compare_link("surya_1", "question", ["apr27", "feb1"])
     out = Out(compare.compare_from_link(ctx, *args, req(**dict(urllib.parse.parse_qsl(link[1:]))), None))
     assert out.link == link
@@ -415,7 +416,7 @@ def test_raters_get_nothing(login_ctx):
     rater = req(RATER[0])
     with pytest.raises(gr.Error, match="for admins"):
         compare.compare(
-            login_ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *[None] * 4, 1, "raw", rater, None
+            login_ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *[None] * 4, 1, 0, "raw", rater, None
         )
     with pytest.raises(gr.Error, match="for admins"):
         compare.enhancement_diff(login_ctx, "surya_1", "pangram", "", "feb1", "loud", 1, rater, None)
@@ -429,7 +430,7 @@ def test_raters_get_nothing(login_ctx):
         compare.offer_enh_presets(login_ctx, "feb1", "none", rater)
     assert compare.load_page(login_ctx, rater) == [gr.skip()] * compare.N_LOAD_OUTPUTS
     link = dict(urllib.parse.parse_qsl(compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])[1:]))
-    args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, "raw")
+    args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, 0, "raw")
     assert (
         compare.compare_from_link(login_ctx, *args, req(RATER[0], **link), None)
         == [gr.skip()] * compare.N_COMPARE_OUTPUTS
@@ -480,11 +481,11 @@ def test_served_compare_checks_the_caller(login_ctx):
         handlers = {getattr(f.fn, "__wrapped__", None): k for k, f in demo.fns.items()}
         fn, load = handlers[compare.compare], handlers[compare.load_page]
         # a rater's page has no choices, so only empty values pass gradio's own checks
-        empty = [None, None, "", [], None, False, None, None, None, None, 1, "raw"]
+        empty = [None, None, "", [], None, False, None, None, None, None, 1, 0, "raw"]
         refused = _raw_call(url, RATER, fn, empty)
         assert refused["success"] is False
         assert "for admins" in json.dumps(refused["output"])
-        data = ["surya_1", "pangram", "", ["feb1", "apr24"], "none", False, "none", "none", "none", "none", 1, "raw"]
+        data = ["surya_1", "pangram", "", ["feb1", "apr24"], "none", False, "none", "none", "none", "none", 1, 0, "raw"]
         assert _raw_call(url, RATER, fn, data)["success"] is False
         assert _raw_call(url, ADMIN, load, [])["success"] is True  # fills the admin session's choices
         done = _raw_call(url, ADMIN, fn, data)
@@ -511,3 +512,18 @@ def test_served_compare_checks_the_caller(login_ctx):
 )
 def test_differences_are_put_in_words(metric, first, value, said):
     assert comparison.describe_difference(metric, first, value) == said
+
+
+def test_a_checkpoint_against_itself_at_another_take(ctx):
+    out = Out(run(ctx, ["feb1"], retake=2))
+    assert [label for _, label, _ in out.visible_players()][1:] == [
+        "feb1 · none · take 1 · DEMO",
+        "feb1 · none · take 2 · DEMO",
+    ]
+    # demo clips do not change with the seed: the two takes are the same audio
+    assert "Exact match, **feb1 take 1 vs feb1 take 2: identical**" in out.verdict
+    assert out.link == compare.compare_link("surya_1", "pangram", ["feb1"], retake=2)
+    values, problems = comparison.parse_link(dict(urllib.parse.parse_qsl(out.link[1:])), ctx.catalog)
+    assert problems == [] and values["retake"] == 2 and values["checkpoints"] == ["feb1"]
+    keeps_results(run(ctx, ["feb1"], retake=1), "same clip; pick another take")
+    keeps_results(run(ctx, ["feb1", "apr24", "apr27", "feb1_revert"], retake=2), "more than 4 clips")

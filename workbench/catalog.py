@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -260,6 +260,7 @@ class Catalog:
     sentences: dict[str, Sentence]
     enhancements: dict[str, EnhancePreset]
     settings: Settings
+    overlay: Path | None = None  # the file of checkpoints added from the app, when it exists
 
     def checkpoint(self, name: str) -> Checkpoint:
         return _lookup(self.checkpoints, name, "checkpoint")
@@ -438,7 +439,10 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
 
 
 def load_catalog(path: Pathlike = "checkpoints.yaml") -> Catalog:
-    """Read and validate a catalog file. Raises :class:`CatalogError` naming every problem."""
+    """Read and validate a catalog file plus its overlay of added checkpoints (:func:`overlay_path`).
+
+    Raises :class:`CatalogError` naming every problem (file and line).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -446,7 +450,72 @@ def load_catalog(path: Pathlike = "checkpoints.yaml") -> Catalog:
         raise CatalogError(f"{path}: file not found; pass --config PATH or copy checkpoints.yaml") from None
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError(f"{path}: cannot read: {e}") from None
-    return parse_catalog(text, path=path)
+    cat = parse_catalog(text, path=path)
+    extra = overlay_path(cat.path)
+    if not extra.is_file():
+        return cat
+    try:
+        overlay_text = extra.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError(f"{extra}: cannot read: {e}") from None
+    added = parse_overlay(overlay_text, path=extra, existing=cat.checkpoints)
+    return replace(cat, checkpoints={**cat.checkpoints, **added}, overlay=extra.resolve())
+
+
+# ---------------------------------------------------------------------------- overlay
+
+
+def overlay_path(catalog_path: Pathlike) -> Path:
+    """Where checkpoints added from the app are kept: ``<stem>.added.yaml`` beside the catalog."""
+    p = Path(catalog_path)
+    return p.with_name(f"{p.stem}.added{p.suffix or '.yaml'}")
+
+
+def parse_overlay(text: str, *, path: Pathlike, existing: dict[str, Checkpoint]) -> dict[str, Checkpoint]:
+    """Validate an overlay file: a ``checkpoints:`` mapping like the catalog's, nothing else.
+
+    Paths resolve against the overlay's folder. A name the catalog already has is an
+    error (rename one of them). Raises :class:`CatalogError` with ``file:line`` problems.
+    """
+    from .yamlfile import load_yaml
+
+    path = Path(path)
+    doc = load_yaml(text, name=path)
+    data = doc.data if doc.data is not None else {}
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise CatalogError(f"{doc.name}:1: must be a mapping with one section, checkpoints")
+    for key in data:
+        if str(key) != "checkpoints":
+            problems.append(doc.where((str(key),), "is not allowed here; this file only holds added checkpoints"))
+    raw = data.get("checkpoints") or {}
+    if not isinstance(raw, dict):
+        raise CatalogError(doc.where(("checkpoints",), "must be a mapping of name -> fields"))
+    base = path.resolve().parent
+    out: dict[str, Checkpoint] = {}
+    for key, fields in raw.items():
+        name, loc = str(key), ("checkpoints", str(key))
+        if not _ID.match(name):
+            problems.append(doc.where(loc, "is not a valid id: use letters, digits, _ . + - (at most 64 characters)"))
+            continue
+        if name in existing:
+            problems.append(doc.where(loc, f"is already a checkpoint in the catalog; rename it here (e.g. {name}-old)"))
+            continue
+        if not isinstance(fields, dict):
+            problems.append(doc.where(loc, f"must be a mapping of fields, got {fields!r}"))
+            continue
+        fields = {str(k): v for k, v in fields.items()}
+        for k in ("model_dir", "clips_dir", "demo_dir"):
+            if isinstance(fields.get(k), str) and fields[k]:
+                p = Path(fields[k]).expanduser()
+                fields[k] = p if p.is_absolute() else base / p
+        try:
+            out[name] = Checkpoint(name=name, **{k: v for k, v in fields.items() if k != "name"})
+        except ValidationError as e:
+            problems += [doc.where((*loc, *err_loc), message) for err_loc, message in _explain(e.errors())]
+    if problems:
+        raise CatalogError(problems)
+    return out
 
 
 # ---------------------------------------------------------------------------- availability

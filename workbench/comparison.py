@@ -55,30 +55,45 @@ class Selection:
     checkpoints: tuple[str, ...]
     presets: tuple[str, ...]  # one per checkpoint
     take: int = 1
+    retake: int | None = None  # the first checkpoint once more at this take (another seed): one more clip
+
+    def slots(self) -> list[tuple[str, str, int]]:
+        """``(checkpoint, preset, take)`` per clip, in display order (the retake last)."""
+        out = [(ck, p, self.take) for ck, p in zip(self.checkpoints, self.presets, strict=True)]
+        if self.retake is not None:
+            out.append((self.checkpoints[0], self.presets[0], self.retake))
+        return out
 
     def requests(self) -> list[RenderRequest]:
         return [
             RenderRequest(
-                checkpoint=ck,
-                reference=self.reference,
-                sentence=self.sentence,
-                enhancement=p,
-                take=self.take,
-                text=self.text,
+                checkpoint=ck, reference=self.reference, sentence=self.sentence, enhancement=p, take=t, text=self.text
             )
-            for ck, p in zip(self.checkpoints, self.presets, strict=True)
+            for ck, p, t in self.slots()
         ]
 
     def labels(self) -> list[str]:
-        """Display label per checkpoint: its name, plus the preset when presets differ."""
-        if len(set(self.presets)) == 1:
-            return list(self.checkpoints)
-        return [ck if p == "none" else f"{ck} +{p}" for ck, p in zip(self.checkpoints, self.presets, strict=True)]
+        """Display label per clip: its checkpoint, plus the preset when presets differ, plus the
+        take when the first checkpoint is also compared at another take."""
+        differ = len(set(self.presets)) > 1
+        out = []
+        for i, (ck, p, t) in enumerate(self.slots()):
+            label = ck if not differ or p == "none" else f"{ck} +{p}"
+            if self.retake is not None and (i == 0 or i == len(self.checkpoints)):
+                label += f" take {t}"
+            out.append(label)
+        return out
 
     def link(self) -> str:
         preset: str | list[str] = self.presets[0] if len(set(self.presets)) == 1 else list(self.presets)
         return compare_link(
-            self.reference, self.sentence, list(self.checkpoints), preset=preset, take=self.take, text=self.text
+            self.reference,
+            self.sentence,
+            list(self.checkpoints),
+            preset=preset,
+            take=self.take,
+            text=self.text,
+            retake=self.retake,
         )
 
     def slug(self) -> str:
@@ -98,11 +113,13 @@ def compare_link(
     take: int = 1,
     *,
     text: str | None = None,
+    retake: int | None = None,
 ) -> str:
     """Relative URL that reopens a comparison in the Compare tab.
 
     ``preset`` is one name for all checkpoints, or one per checkpoint (written comma
-    separated); ``text`` (custom text) is added only when given.
+    separated); ``text`` (custom text) and ``retake`` (the first checkpoint again at that
+    take) are added only when given.
 
     >>> compare_link("surya_1", "pangram", ["feb1", "apr24"])
     '?tab=compare&reference=surya_1&sentence=pangram&checkpoints=feb1%2Capr24&preset=none&take=1'
@@ -115,6 +132,8 @@ def compare_link(
     params["take"] = str(int(take))
     if text:
         params["text"] = text
+    if retake:
+        params["retake"] = str(int(retake))
     return "?" + urlencode(params)
 
 
@@ -161,12 +180,13 @@ def parse_link(query: Mapping[str, str], catalog: Catalog) -> tuple[dict, list[s
             values["presets"] = presets
         else:
             problems.append(f"link: {len(presets)} presets for {len(cks)} checkpoints; give one, or one per checkpoint")
-    take = (query.get("take") or "").strip()
-    if take:
-        if take.isdigit() and 1 <= int(take) <= 1000:
-            values["take"] = int(take)
-        else:
-            problems.append(f"link: take must be a whole number from 1 to 1000, got {take!r}")
+    for key in ("take", "retake"):
+        value = (query.get(key) or "").strip()
+        if value:
+            if value.isdigit() and 1 <= int(value) <= 1000:
+                values[key] = int(value)
+            else:
+                problems.append(f"link: {key} must be a whole number from 1 to 1000, got {value!r}")
     return values, problems
 
 
@@ -207,16 +227,29 @@ def make_selection(
     preset: str | None,
     side_presets: Sequence[str | None] | None = None,
     take: float | int | None = 1,
+    retake: float | int | None = None,
 ) -> Selection:
     """Validate the widget values into a :class:`Selection`.
 
-    ``side_presets`` (one per checkpoint slot) overrides ``preset`` when given.
+    ``side_presets`` (one per checkpoint slot) overrides ``preset`` when given. ``retake``
+    (None or 0: none) adds the first checkpoint once more at that take, to hear or
+    measure the variance between takes of one checkpoint.
     Raises :class:`RenderError` / :class:`CatalogError` naming what is missing or unknown.
     """
     reference, sentence, text = _what_to_say(catalog, reference, sentence, custom_text)
     cks = list(dict.fromkeys(checkpoints or []))
-    if not MIN_CLIPS <= len(cks) <= MAX_CLIPS:
-        raise RenderError(f"pick {MIN_CLIPS} to {MAX_CLIPS} checkpoints to compare; {len(cks)} picked")
+    take_n = _take(take)
+    again = None if retake in (None, "", 0, 0.0) else _take(retake)
+    if again is not None and cks:
+        if again == take_n:
+            raise RenderError(f"the first checkpoint again at take {again} is the same clip; pick another take")
+        if len(cks) + 1 > MAX_CLIPS:
+            raise RenderError(f"{len(cks)} checkpoints plus another take is more than {MAX_CLIPS} clips; drop one")
+    elif not MIN_CLIPS <= len(cks) <= MAX_CLIPS:
+        raise RenderError(
+            f"pick {MIN_CLIPS} to {MAX_CLIPS} checkpoints to compare; {len(cks)} picked "
+            "(or one checkpoint and another take of it)"
+        )
     for ck in cks:
         catalog.checkpoint(ck)
     default = preset or "none"
@@ -224,7 +257,7 @@ def make_selection(
     presets += [default] * (len(cks) - len(presets))
     for p in presets:
         catalog.enhancement(p)
-    return Selection(reference, sentence, text, tuple(cks), tuple(presets), _take(take))
+    return Selection(reference, sentence, text, tuple(cks), tuple(presets), take_n, again)
 
 
 # ---------------------------------------------------------------------------- presets on offer
@@ -373,7 +406,7 @@ def clip_caption(clip: Clip) -> str:
     if p.get("loudness_out_lufs") is not None:
         parts.append(f"{p['loudness_out_lufs']} LUFS")
     synth = (p.get("timings_s") or {}).get("synthesis")
-    if synth is not None and not clip.is_demo:
+    if synth is not None and clip.source not in ("demo", "clips"):
         parts.append(f"rendered in {synth:.1f} s")
     parts.append(f"key `{clip.key[:10]}`")
     return " · ".join(parts)

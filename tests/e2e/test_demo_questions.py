@@ -12,6 +12,7 @@ Each answer is also photographed at 1440x900 and 390x844 into ``test-artifacts/e
 from __future__ import annotations
 
 import re
+import shutil
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -102,3 +103,19 @@ def test_a_mistake_keeps_the_last_results(page, open_app):
     expect(audio_player(page, "apr24 · none · take 1 · DEMO")).to_be_visible()
     assert page.locator(".toast-body").count() <= 1
     snap(page, "q-error-keeps-results", error)
+
+
+def test_does_the_revert_match_the_old_renders(page, open_app):
+    shutil.copytree(open_app.root / "demo" / "clips" / "feb1", open_app.root / "old" / "feb1")
+    open_compare(page, open_app.url)
+    page.get_by_text("Add old renders as a checkpoint").click()
+    page.get_by_label("New checkpoint name").fill("feb1-old")
+    page.get_by_label("Folder on the server").fill("old/feb1")
+    page.get_by_role("button", name="Add checkpoint").click()
+    expect(page.get_by_text("Added checkpoint feb1-old: 32 clips", exact=False)).to_be_visible(timeout=60_000)
+    assert "feb1-old" in (open_app.root / "checkpoints.added.yaml").read_text()
+    compare(page, ["feb1", "feb1-old"])
+    verdict = page.get_by_text("Exact match, feb1 vs feb1-old: identical", exact=False)
+    expect(verdict).to_be_visible()
+    expect(page.locator("img[src*='_difference.png']")).to_be_visible()  # identical clips line up: drawn
+    snap(page, "q2-revert-identical", verdict)

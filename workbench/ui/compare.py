@@ -18,6 +18,7 @@ import math
 import re
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import gradio as gr
 import pandas as pd
 
 from ..catalog import reference_audio_path, reference_availability
+from ..catalog_live import LiveCatalog, add_prerendered
 from ..comparison import (  # noqa: F401 - compare_link and parse_link are this tab's public link API
     ALIGN_CHOICES,
     MAX_CLIPS,
@@ -90,7 +92,7 @@ def tidy_message(ctx: AppContext, text: str) -> str:
     return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
 
 
-def failure(ctx: AppContext, what: str, e: Exception) -> str:
+def failure(ctx: AppContext, what: str, e: Exception, *, kept: bool = True) -> str:
     """Markdown for a failed action, logged as one line (a routine user error is no traceback).
 
     Unexpected exceptions (bugs) are logged with their traceback and shown without details.
@@ -102,7 +104,88 @@ def failure(ctx: AppContext, what: str, e: Exception) -> str:
         log.exception("%s failed unexpectedly", what)
         message = f"unexpected error ({type(e).__name__}); the details are in the server log"
     body = message.replace("\n", "  \n")
-    return f"**Could not {what}:** {body}  \nThe results below are from the last {what} that worked."
+    tail = f"  \nThe results below are from the last {what} that worked." if kept else ""
+    return f"**Could not {what}:** {body}{tail}"
+
+
+# ---------------------------------------------------------------------------- live catalog
+
+#: seconds between checks of the catalog files for edits
+WATCH_INTERVAL_S = 2.0
+
+
+def sync_catalog(ctx: AppContext, *, force: bool = False) -> LiveCatalog:
+    """Pick up edits of the catalog files: a good edit becomes the app's catalog (context,
+    renderer, comparer); a bad one leaves the last good catalog in use (``live.error`` says why)."""
+    live = ctx.extras.get("live_catalog")
+    if live is None:
+        live = ctx.extras.setdefault("live_catalog", LiveCatalog(ctx.catalog))
+    if live.refresh(force=force):
+        ctx.catalog = live.current
+        for key in ("renderer", "comparer"):
+            service = ctx.extras.get(key)
+            if service is not None:
+                service.catalog = live.current
+    return live
+
+
+def watch_catalog(ctx: AppContext, interval_s: float = WATCH_INTERVAL_S) -> None:
+    """Check the catalog files every ``interval_s`` in a daemon thread (once per app)."""
+    if ctx.extras.get("catalog_watch") is not None:
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                sync_catalog(ctx)
+            except Exception:  # the watcher must outlive any surprise; the next tick tries again
+                log.exception("catalog watch failed")
+
+    thread = threading.Thread(target=loop, name="catalog-watch", daemon=True)
+    ctx.extras["catalog_watch"] = thread
+    thread.start()
+
+
+def catalog_note(ctx: AppContext, request: gr.Request):
+    """The catalog's state for admins: hidden when the files on disk are in use, else the error."""
+    if role_of(ctx, request) != "admin":
+        return gr.skip()
+    live = sync_catalog(ctx)
+    if live.error is None:
+        return gr.update(value="", visible=False)
+    return gr.update(
+        value="**The catalog file has a mistake; the last good catalog stays in use until it is fixed.**  \n"
+        + tidy_message(ctx, live.error).replace("\n", "  \n"),
+        visible=True,
+    )
+
+
+def add_old_renders(
+    ctx: AppContext,
+    name: str,
+    folder: str,
+    upload: str | None,
+    notes: str,
+    checkpoints: list[str] | None,
+    request: gr.Request,
+) -> list:
+    """Add a folder or zip of existing clips as a new prerendered checkpoint (kept across restarts)."""
+    require_admin(ctx, request)
+    try:
+        added = add_prerendered(
+            ctx.catalog, name, folder=(folder or "").strip() or None, zip_path=upload or None, notes=notes or ""
+        )
+    except Exception as e:
+        return [gr.update(value=failure(ctx, "add the checkpoint", e, kept=False), visible=True), gr.skip()]
+    sync_catalog(ctx, force=True)
+    gaps = f" ({len(added.missing)} reference/sentence pairs have no clip)" if added.missing else ""
+    msg = (
+        f"Added checkpoint **{added.name}**: {added.clips} clips{gaps}, kept in "
+        f"`{tidy_message(ctx, str(ctx.catalog.overlay))}`. Pick it under Checkpoints to compare."
+    )
+    chosen = [c for c in (checkpoints or []) if c in ctx.catalog.checkpoints]
+    return [gr.update(value=msg, visible=True), gr.update(choices=list(ctx.catalog.checkpoints), value=chosen)]
 
 
 def _comparer(ctx: AppContext) -> Comparer:
@@ -225,7 +308,7 @@ EMPTY_STATE = (
     "**Nothing compared yet.** Pick a reference, a sentence and 2-4 checkpoints, then press "
     "**Render and compare**: players, the differences in words, figures and metrics appear here."
 )
-N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3 + 1
+N_LOAD_OUTPUTS = 6 + MAX_CLIPS + 3 + 2
 _JS_SET_URL = "(q) => { if (q) { window.history.replaceState(null, '', q); } return []; }"
 
 
@@ -246,7 +329,7 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
         else:
             players += [gr.update(visible=False), gr.update(value=None), gr.update(value="")]
     fig = c.figures
-    checkpoints = [m.clip.request.checkpoint for m in c.clips]
+    checkpoints = list(dict.fromkeys(m.clip.request.checkpoint for m in c.clips))
     return [
         status_markdown(ctx, c),
         c.selection.link(),
@@ -286,15 +369,17 @@ def compare(
     preset_3: str | None,
     preset_4: str | None,
     take: float | None,
+    retake: float | None,
     align_mode: str | None,
     request: gr.Request,
     progress=gr.Progress(),
 ) -> list:
     """Render and compare the selection (the "Render and compare" button)."""
     require_admin(ctx, request)
+    sync_catalog(ctx)
     try:
         side = [preset_1, preset_2, preset_3, preset_4] if per_side else None
-        sel = make_selection(ctx.catalog, reference, sentence, custom_text, checkpoints, preset, side, take)
+        sel = make_selection(ctx.catalog, reference, sentence, custom_text, checkpoints, preset, side, take, retake)
         c = _comparer(ctx).compare(
             sel, out_dir=_output_dir(ctx), align_mode=align_mode or "trimmed", progress=_progress(progress)
         )
@@ -321,6 +406,7 @@ def compare_from_link(
     preset_3: str | None,
     preset_4: str | None,
     take: float | None,
+    retake: float | None,
     align_mode: str | None,
     request: gr.Request,
     progress=gr.Progress(),
@@ -345,6 +431,7 @@ def compare_from_link(
         preset_3,
         preset_4,
         take,
+        retake,
         align_mode,
         request,
         progress,
@@ -357,11 +444,12 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
     Raters get no change at all, so their page never carries catalog names.
     Order: reference, sentence, custom text, checkpoints, preset, per-side switch, the
     per-side presets, take, enhancement-diff checkpoint and preset, the note on presets
-    not offered. Only presets that can run are offered (:func:`preset_offer`).
+    not offered, the retake. Only presets that can run are offered (:func:`preset_offer`).
     """
     if role_of(ctx, request) != "admin":
         return [gr.skip()] * N_LOAD_OUTPUTS
     require_admin(ctx, request)
+    sync_catalog(ctx)
     cat = ctx.catalog
     values, problems = parse_link(_query(request), cat)
     refs, sents, cks = list(cat.references), list(cat.sentences), list(cat.checkpoints)
@@ -391,6 +479,7 @@ def load_page(ctx: AppContext, request: gr.Request) -> list:
         gr.update(choices=chosen or cks, value=enh_ck),
         gr.update(choices=enh_presets, value=enh_presets[0][1] if enh_presets else None),
         gr.update(value=tidy_message(ctx, offer.note()), visible=bool(offer.unavailable)),
+        gr.update(value=values.get("retake", 0)),
     ]
 
 
@@ -516,6 +605,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         )
         preset = gr.Dropdown(label="Enhancement preset (all clips)", choices=[], value=None, scale=2)
         take = gr.Number(label="Take", value=1, precision=0, minimum=1, maximum=1000, scale=1, min_width=80)
+        retake = gr.Number(
+            label="and the first checkpoint again at take (0: no)",
+            value=0,
+            precision=0,
+            minimum=0,
+            maximum=1000,
+            scale=1,
+            min_width=120,
+        )
         per_side = gr.Checkbox(label="A preset per checkpoint", value=False, scale=1)
     with gr.Row(visible=False) as side_row:
         side = [gr.Dropdown(label=f"Preset for checkpoint {i + 1}", choices=[], value=None) for i in range(MAX_CLIPS)]
@@ -524,6 +622,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         align = gr.Radio(ALIGN_CHOICES, value="trimmed", label="Overlay alignment", scale=3)
         run = gr.Button("Render and compare", variant="primary", scale=1)
     status = gr.Markdown()
+    catalog_box = gr.Markdown(visible=False, elem_classes="wb-error")
     error_box = gr.Markdown(visible=False, elem_classes="wb-error")
     link_box = gr.Textbox(visible=False)
     empty = gr.Markdown(EMPTY_STATE, elem_classes="wb-empty")
@@ -565,6 +664,21 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         )
         files = gr.File(label="Downloads: figures (PNG) and metrics (CSV)", file_count="multiple", interactive=False)
 
+    with gr.Accordion("Add old renders as a checkpoint (a revert to check, clips rendered elsewhere)", open=False):
+        gr.Markdown(
+            "A folder laid out `<reference>/<sentence>.flac` (wav/mp3/ogg too), on the server or as a zip. "
+            "It becomes a checkpoint that plays those clips, kept in `checkpoints.added.yaml` beside the "
+            "catalog (survives a restart). Compare it with the checkpoint it should match.",
+            elem_classes="wb-muted",
+        )
+        with gr.Row():
+            add_name = gr.Textbox(label="New checkpoint name", placeholder="e.g. name-old", scale=1)
+            add_folder = gr.Textbox(label="Folder on the server", placeholder="e.g. renders/old", scale=2)
+            add_zip = gr.File(label="or a zip", file_types=[".zip"], type="filepath", scale=1)
+        add_notes = gr.Textbox(label="Notes (optional)", placeholder="e.g. renders from March, before the revert")
+        add_run = gr.Button("Add checkpoint")
+        add_result = gr.Markdown(visible=False)
+
     with gr.Accordion("Enhancement diff: one clip without and with a preset", open=False):
         with gr.Row():
             enh_ck = gr.Dropdown(label="Checkpoint", choices=[], value=None)
@@ -580,13 +694,13 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             enh_table = gr.Dataframe(label="Metric deltas (after - before)", interactive=False, elem_classes="wb-table")
             enh_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
 
-    inputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, align]
+    inputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, retake, align]
     outputs = [status, link_box, *players, verdict, overlay, difference, spectrum, spectro, pitch, energy]
     outputs += [metrics, pairwise]
     outputs += [files, enh_ck, results_col, empty, error_box]
     assert len(outputs) == N_COMPARE_OUTPUTS
     load_outputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, enh_ck, enh_preset]
-    load_outputs += [preset_note]
+    load_outputs += [preset_note, retake]
     assert len(load_outputs) == N_LOAD_OUTPUTS
     render_slot = {"concurrency_id": "render", "concurrency_limit": 1}
 
@@ -602,6 +716,15 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         api_name=False,
     )
     enh_ck.input(bind(offer_enh_presets, ctx), [enh_ck, enh_preset], enh_preset, api_name=False)
+    add_run.click(
+        bind(add_old_renders, ctx),
+        [add_name, add_folder, add_zip, add_notes, checkpoints],
+        [add_result, checkpoints],
+        api_name=False,
+    )
+    demo.load(bind(catalog_note, ctx), None, catalog_box, api_name=False)
+    gr.Timer(5.0).tick(bind(catalog_note, ctx), None, catalog_box, api_name=False, show_progress="hidden")
+    watch_catalog(ctx)
     demo.load(bind(load_page, ctx), None, load_outputs, api_name=False).then(
         bind(compare_from_link, ctx), inputs, outputs, api_name=False, **render_slot
     ).success(None, link_box, None, js=_JS_SET_URL)
