@@ -284,7 +284,7 @@ def test_html_report_opens_offline_with_its_charts(votes_csv, tmp_path, browser)
     finally:
         context.close()
     assert len(sizes) == 4 and all(done and width > 300 for done, width in sizes)
-    assert tables == len([t for t in report.report_tables(report.build_summary(votes_csv, "t1"))])
+    assert tables == len([t for t in report.report_tables(report.build_summary(votes_csv, "t1")) if not t.frame.empty])
     assert all(u.startswith(("file:", "data:")) for u in requests)
 
 
@@ -449,3 +449,17 @@ def html_escape(s: str) -> str:
     import html
 
     return html.escape(s)
+
+
+def test_twenty_votes_from_four_groups_report_not_settled(tmp_path, capsys):
+    # the audit's file: 20 decisive feb1-vs-apr24 votes from 2 raters x 2 clips
+    rows = []
+    for k in range(20):
+        rater, ref = ("ann", "bob")[k % 2], ("surya_1", "paul_1")[(k // 2) % 2]
+        side = "AB"[k % 2]
+        rows.append(vote(k, b="apr24", rater=rater, reference=ref, a_side=side, choice=side))
+    text, doc = _run_all(write_votes_csv(vote_rows(rows), tmp_path / "four.csv"), capsys)
+    [pair] = doc["tests"][0]["pairs"]
+    assert (pair["wins_a"], pair["raters"], pair["clips"]) == (20, 2, 2)
+    assert pair["verdict"] != "settled" and pair["n_eff"] <= 2
+    assert "feb1 vs apr24: 2 raters, 2 clips, 20 decisive votes" in text and "Warning: small sample" in text

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import pytest
 from gradio_client import Client
@@ -157,9 +158,9 @@ def test_page_config_holds_no_names(served):
 def test_rater_cannot_reach_results_through_the_api(served):
     config = json.loads(login_config(served.url, ADMIN))
     idx = fn_index(config, "on_select")
-    admin = raw_call(served.url, ADMIN, idx, ["t1"])
+    admin = raw_call(served.url, ADMIN, idx, ["t1", False])
     assert admin["success"] and "apr27" in admin["output"]["data"][2]
-    rater = raw_call(served.url, RATER, idx, ["t1"])
+    rater = raw_call(served.url, RATER, idx, ["t1", False])
     assert not rater["success"]
     text = json.dumps(rater)
     assert "for admins" in text and not mentions(text, "apr27") and not mentions(text, "feb1")
@@ -351,3 +352,20 @@ def test_tab_and_cli_agree_on_votes_from_the_vote_store(tmp_path, capsys):
     assert "feb1 vs apr27: 2 raters, 1 clip, 6 decisive votes, 1 tie" in out[2]
     assert "apr27 preferred to feb1 in 100%" in out[2] and "Warning: small sample" in out[2]
     assert all(line in printed for line in report.headline(summary))
+
+
+def test_admins_votes_are_left_out_unless_included(tmp_path, rng):
+    df = simulate_votes(rng, raters=("ann", "ada"))
+    df["rater_role"] = np.where(df["rater"] == "ada", "admin", "rater")
+    path = tmp_path / "v.csv"
+    df.to_csv(path, index=False, lineterminator="\r\n")
+    ctx = AppContext(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=path, data_dir=tmp_path)
+    out = results.on_select(ctx, "", req(None))
+    n_ada = int(((df["rater"] == "ada") & (df["repeat_of"] == "")).sum())
+    assert "from 1 rater" in out[2] and "admin votes left out" in out[2]
+    both = results.on_select(ctx, "", req(None), include_admin=True)
+    assert "from 2 raters" in both[2] and "admin votes left out" not in both[2]
+    assert report.build_summary(path, include_admin=True).n_counted - report.build_summary(path).n_counted == n_ada
+    # the timer redraws when the toggle changed, not otherwise
+    assert all(is_skip(x) for x in results.on_tick(ctx, "", both[-1], req(None), include_admin=True))
+    assert not is_skip(results.on_tick(ctx, "", both[-1], req(None), include_admin=False)[2])

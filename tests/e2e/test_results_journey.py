@@ -129,7 +129,7 @@ def test_a_rater_cannot_open_results(page, auth_app, seeded):
     config = page.evaluate("() => fetch('config').then(r => r.json())")
     for button in ("Refresh", "HTML report"):
         fn = event_index(config, button)
-        answer = call_in_page(page, fn, [seeded.test_id])
+        answer = call_in_page(page, fn, [seeded.test_id, False])
         assert answer is not None and answer["success"] is False, answer
         text = json.dumps(answer)
         assert "for admins" in text, text
@@ -141,6 +141,6 @@ def test_the_same_direct_call_works_for_an_admin(page, auth_app, seeded):
     """The refusal above is the role check, not a broken call: an admin's identical call succeeds."""
     login(page, auth_app, "admin")
     config = page.evaluate("() => fetch('config').then(r => r.json())")
-    answer = call_in_page(page, event_index(config, "Refresh"), [seeded.test_id])
+    answer = call_in_page(page, event_index(config, "Refresh"), [seeded.test_id, False])
     assert answer is not None and answer["success"] is True, answer
     assert "Ranking of checkpoints" in json.dumps(answer["output"]["data"])

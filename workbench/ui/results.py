@@ -81,19 +81,27 @@ def _cache(ctx: AppContext) -> tuple[threading.Lock, OrderedDict]:
     return ctx.extras.setdefault("results_cache", (threading.Lock(), OrderedDict()))
 
 
-def summary_for(ctx: AppContext, test_id: str | None):
+def summary_for(ctx: AppContext, test_id: str | None, include_admin: bool = False):
     """The summary of the current vote file for one test (or all), cached per file state.
 
     A vote file that does not exist yet gives an empty summary (no votes so far).
+    ``include_admin`` counts admins' votes too (left out by default).
     """
     test_id = test_id or None
-    key = (str(ctx.votes_path), file_state(ctx.votes_path), test_id)
+    include_admin = bool(include_admin)
+    key = (str(ctx.votes_path), file_state(ctx.votes_path), test_id, include_admin)
     lock, cache = _cache(ctx)
     with lock:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-    summary = report.build_summary(ctx.votes_path, test_id, plans_dir=Path(ctx.data_dir) / "tests", missing_ok=True)
+    summary = report.build_summary(
+        ctx.votes_path,
+        test_id,
+        plans_dir=Path(ctx.data_dir) / "tests",
+        include_admin=include_admin,
+        missing_ok=True,
+    )
     with lock:
         cache[key] = summary
         while len(cache) > _CACHE_SIZE:
@@ -151,9 +159,9 @@ def status_line(summary) -> str:
     )
 
 
-def render(ctx: AppContext, test_id: str | None) -> list:
-    """Every output of the tab for one selection (see :func:`_outputs` for the order)."""
-    summary = summary_for(ctx, test_id)
+def render(ctx: AppContext, test_id: str | None, include_admin: bool = False) -> list:
+    """Every output of the tab for one selection (see :func:`build` for the order)."""
+    summary = summary_for(ctx, test_id, include_admin)
     figs = report.figures(summary)
     html_parts = sections_html(summary)
     choices = test_choices(ctx, summary)
@@ -170,8 +178,13 @@ def render(ctx: AppContext, test_id: str | None) -> list:
         html_parts["breakdowns"],
         html_parts["reasons"],
         html_parts["raters"],
-        (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL),
+        _shown_key(ctx, test_id, include_admin),
     ]
+
+
+def _shown_key(ctx: AppContext, test_id: str | None, include_admin: bool) -> tuple:
+    """What a page has drawn: file, its state, selection (the timer redraws when it differs)."""
+    return (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL, bool(include_admin))
 
 
 _N_OUTPUTS = 12
@@ -192,26 +205,26 @@ def on_load(ctx: AppContext, request: gr.Request):
         raise show_error(e) from None
 
 
-def on_select(ctx: AppContext, test_id: str | None, request: gr.Request):
-    """A test was picked (or Refresh clicked): recompute and redraw."""
+def on_select(ctx: AppContext, test_id: str | None, request: gr.Request, include_admin: bool = False):
+    """A test was picked, admins' votes toggled or Refresh clicked: recompute and redraw."""
     require_admin(ctx, request)
     try:
-        return render(ctx, test_id)
+        return render(ctx, test_id, include_admin)
     except WorkbenchError as e:
         raise show_error(e) from None
 
 
-def on_tick(ctx: AppContext, test_id: str | None, shown, request: gr.Request):
+def on_tick(ctx: AppContext, test_id: str | None, shown, request: gr.Request, include_admin: bool = False):
     """Timer: redraw only when the vote file changed since this page last drew it.
 
     A file that cannot be read is reported once per change, not on every tick.
     """
     require_admin(ctx, request)
-    now = (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL)
-    if now == shown:
+    now = _shown_key(ctx, test_id, include_admin)
+    if now == (tuple(shown) if isinstance(shown, list) else shown):
         return [gr.skip()] * _N_OUTPUTS
     try:
-        return render(ctx, test_id)
+        return render(ctx, test_id, include_admin)
     except WorkbenchError as e:
         gr.Warning(str(e))
         return [gr.skip()] * (_N_OUTPUTS - 1) + [now]
@@ -223,11 +236,11 @@ def on_live(ctx: AppContext, live: bool, request: gr.Request):
     return gr.Timer(active=bool(live))
 
 
-def on_download(ctx: AppContext, test_id: str | None, request: gr.Request):
+def on_download(ctx: AppContext, test_id: str | None, request: gr.Request, include_admin: bool = False):
     """Write the self-contained HTML report of the current selection and offer it for download."""
     require_admin(ctx, request)
     try:
-        summary = summary_for(ctx, test_id)
+        summary = summary_for(ctx, test_id, include_admin)
         tmp = ctx.extras.setdefault("results_tmp", tempfile.TemporaryDirectory(prefix="wb-results-"))
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id or "all") or "all"
         path = report.write_html(summary, Path(tmp.name) / f"results-{name}.html")
@@ -248,7 +261,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     with gr.Row():
         # choices arrive from the load handler (admins only); custom values are checked by the handlers
         test = gr.Dropdown(label="Test", choices=[], value=None, interactive=True, allow_custom_value=True, scale=4)
-        live = gr.Checkbox(label=f"Live refresh (every {REFRESH_S:g} s)", value=True, scale=1)
+        with gr.Column(scale=1, min_width=160):
+            live = gr.Checkbox(label=f"Live refresh (every {REFRESH_S:g} s)", value=True)
+            include = gr.Checkbox(label="Include admins' votes", value=False)
         refresh = gr.Button("Refresh", scale=0, min_width=100)
         make_report = gr.Button("HTML report", scale=0, min_width=120)
     report_file = gr.File(label="Report (opens offline)", visible=False, interactive=False)
@@ -276,8 +291,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     assert len(outputs) == _N_OUTPUTS
 
     demo.load(bind(on_load, ctx), None, [*outputs, timer], api_name=False, show_progress="hidden")
-    test.input(bind(on_select, ctx), test, outputs, api_name=False)
-    refresh.click(bind(on_select, ctx), test, outputs, api_name=False)
-    timer.tick(bind(on_tick, ctx), [test, shown], outputs, api_name=False, show_progress="hidden")
+    test.input(bind(on_select, ctx), [test, include], outputs, api_name=False)
+    include.input(bind(on_select, ctx), [test, include], outputs, api_name=False)
+    refresh.click(bind(on_select, ctx), [test, include], outputs, api_name=False)
+    timer.tick(bind(on_tick, ctx), [test, shown, include], outputs, api_name=False, show_progress="hidden")
     live.change(bind(on_live, ctx), live, timer, api_name=False)
-    make_report.click(bind(on_download, ctx), test, report_file, api_name=False)
+    make_report.click(bind(on_download, ctx), [test, include], report_file, api_name=False)
