@@ -703,3 +703,47 @@ def test_admin_votes_are_left_out_by_default(rng):
     assert s.raters == ["ann"] and s.admin_votes == int((df["rater"] == "bob").sum())
     s2 = stats.summarize(df, n_boot=20, include_admin=True)
     assert s2.raters == ["ann", "bob"] and s2.admin_votes == 0
+
+
+def test_two_way_variance_matches_a_direct_computation():
+    # a small crossed design, computed here from the definition with explicit loops
+    rng = np.random.default_rng(11)
+    n = 60
+    rater = rng.integers(0, 5, n)
+    clip = rng.integers(0, 4, n)
+    y = (rng.random(n) < 0.3 + 0.1 * rater / 4 + 0.1 * (clip % 2)).astype(float)
+    p = y.mean()
+    e = y - p
+
+    def meat(labels):
+        groups = {}
+        for lab, r in zip(labels, e, strict=True):
+            groups[lab] = groups.get(lab, 0.0) + r
+        g = len(groups)
+        return g / (g - 1) * sum(v * v for v in groups.values())
+
+    v = meat(rater) + meat(clip) - meat(list(zip(rater, clip, strict=True)))
+    deff = max(1.0, (v / n**2) / (p * (1 - p) / n))
+    c = stats.clustered_preference(y, rater, clip)
+    assert c.deff == pytest.approx(deff)
+    assert c.n_eff == pytest.approx(n / deff)
+    assert (c.raters, c.clips, c.df) == (5, 4, 3)
+    z = 2 * (p - 0.5) * math.sqrt(n / deff)
+    assert c.z == pytest.approx(z) and c.p_value == pytest.approx(2 * sps.t.sf(abs(z), 3))
+    # labels of any type give the same answer
+    named = stats.clustered_preference(y, [f"r{x}" for x in rater], [f"c{x}" for x in clip])
+    assert named.deff == pytest.approx(c.deff)
+    # one rater: nothing can be said beyond that rater
+    one = stats.clustered_preference(y, np.zeros(n), clip)
+    assert one.df == 0 and math.isnan(one.p_value)
+    empty = stats.clustered_preference([], [], [])
+    assert empty.n == 0 and math.isnan(empty.estimate)
+
+
+def test_controls_or_training_only_give_an_empty_head_to_head():
+    rows = [{**vote(i, a="feb1", b="feb1", choice="A"), "trial_kind": "control"} for i in range(3)]
+    rows += [{**vote(10 + i, choice="B"), "trial_kind": "training"} for i in range(3)]
+    s = stats.summarize(pd.DataFrame(rows), n_boot=20)
+    assert s.n_counted == 0 and s.pairs.empty and s.ranking.empty and s.tiers == {}
+    assert s.kind_counts["control"] == 3 and s.kind_counts["training"] == 3
+    assert s.plan is None
