@@ -149,17 +149,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch_options(ctx) -> dict:
     """``launch()`` arguments that follow from the context: login (throttled, checked off
-    the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the one folder
-    of anonymous audio copies the blind test hands to browsers (nothing else is served)."""
-    from workbench.ui import CSS
-    from workbench.ui.blind import served_dir
+    the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the route that
+    delivers the blind test's anonymous audio copies (no folder is served as files)."""
+    from workbench.ui import CSS, blind
     from workbench.ui.guard import Guard, launch_kwargs
 
     if "guard" not in ctx.extras:
         share = bool(ctx.extras.get("share"))
         ctx.extras["guard"] = Guard(ctx, ctx.extras.get("limits"), behind_tunnel=share)
     guard = ctx.extras["guard"]
-    return {
+    options = {
         "auth": None,
         "auth_message": (
             "Listening workbench: log in with the name and password you were given. After 5 wrong "
@@ -167,11 +166,13 @@ def launch_options(ctx) -> dict:
             "does nothing until then."
         ),
         "show_error": False,
-        "allowed_paths": [str(served_dir(ctx))],
         "max_file_size": MAX_UPLOAD,
         **launch_kwargs(ctx, guard),
         "css": CSS,
     }
+    # blind-test audio is delivered (and each delivery counted) by the app's own route
+    options.setdefault("app_kwargs", {})["routes"] = blind.routes(ctx)
+    return options
 
 
 if __name__ == "__main__":

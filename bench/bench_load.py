@@ -254,6 +254,16 @@ def render_batch(
 # ---------------------------------------------------------------------------- a rater
 
 
+def listen(pc: PageClient) -> None:
+    """What the rater page does for a trial: fetch A and B from the server, then say each played."""
+    for slot in ("a", "b"):
+        pc.fetch(pc.values[pc.find(f"wb-audio-{slot}")])
+    pc.trigger("wb-audio-a", "play")
+    pc.trigger("wb-audio-a", "pause")
+    pc.trigger("wb-audio-b", "play")
+    pc.trigger("wb-audio-b", "stop")
+
+
 class RaterPage:
     """One rater's browser tab, logged in when the app has login (else the name is typed).
 
@@ -278,6 +288,8 @@ class RaterPage:
             self.pc.set("wb-name", self.name)
         self.pc.set("wb-test", self.test_ids[self.current])
         self.pc.trigger("wb-start")
+        if self.visible("wb-instructions"):  # a first start shows the instructions before trial 1
+            self.pc.trigger("wb-begin")
 
     def reload(self) -> None:
         """Reload the page and start the test again (resumes at the next open trial)."""
@@ -301,10 +313,7 @@ class RaterPage:
             if self.current >= len(self.test_ids):
                 raise StopIteration(f"{self.name} finished every test")
             self.start()
-        self.pc.trigger("wb-audio-a", "play")
-        self.pc.trigger("wb-audio-a", "pause")
-        self.pc.trigger("wb-audio-b", "play")
-        self.pc.trigger("wb-audio-b", "stop")
+        listen(self.pc)
         self.pc.set("wb-reasons", reasons)
         self.pc.set("wb-comment", comment)
         results = self.pc.trigger(VOTE_BUTTONS[choice])

@@ -138,10 +138,15 @@ def run(quick: bool = False) -> list[dict]:
             pc.set("wb-name", f"rater{i:02d}")
             pc.set("wb-test", test_id)
             pc.trigger("wb-start")
+            pc.trigger("wb-begin")  # past the instructions
             raters.append(pc)
         lock = threading.Lock()
         acked = [0]
         errors: list[BaseException] = []
+
+        def fetch_both(pc: PageClient) -> None:  # the page fetches each clip before it plays
+            for slot in ("a", "b"):
+                pc.fetch(pc.values[pc.find(f"wb-audio-{slot}")])
 
         def vote(i: int, pc: PageClient, k: int) -> float:
             res = pc.trigger(("wb-vote-a", "wb-vote-b", "wb-vote-none")[(i + k) % 3])
@@ -179,6 +184,7 @@ def run(quick: bool = False) -> list[dict]:
             end = time.monotonic() + paced_s
             k = 0
             while time.monotonic() < end:
+                fetch_both(pc)
                 pc.trigger("wb-audio-a", "play")
                 time.sleep(rng.uniform(1.0, 2.5))
                 played = pc.trigger("wb-audio-b", "play")[0].seconds  # a request that does next to nothing
@@ -192,6 +198,7 @@ def run(quick: bool = False) -> list[dict]:
 
         def saturated(i, pc, lat):
             for k in range(saturated_votes):  # no pauses at all: what the server can take
+                fetch_both(pc)
                 pc.trigger("wb-audio-a", "play")
                 pc.trigger("wb-audio-b", "play")
                 t = vote(i, pc, k)
@@ -202,6 +209,7 @@ def run(quick: bool = False) -> list[dict]:
 
         def burst(i, pc, lat):
             for k in range(bursts):  # everyone clicks at the same instant
+                fetch_both(pc)
                 pc.trigger("wb-audio-a", "play")
                 pc.trigger("wb-audio-b", "play")
                 burst_barrier.wait()

@@ -412,3 +412,30 @@ def test_check_renderable_names_missing_clips(catalog, renderer, tmp_path):
     broken = make_plan(catalog, spec())
     problems = check_renderable(broken, renderer)
     assert len(problems) == 1 and "apr24" in problems[0] and "names" in problems[0]
+
+
+def test_one_lock_for_plans_and_schedules(tmp_path, catalog):
+    """Two stores on one folder (the Blind A/B and Results tabs) share one lock: raters get distinct slots."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = PlanStore(tmp_path / "tests"), PlanStore(tmp_path / "tests")
+    plan = a.save(make_plan(catalog, spec(status="open", raters=3)))
+    with ThreadPoolExecutor(8) as ex:
+        scheds = list(ex.map(lambda i: (a if i % 2 else b).schedule(plan, f"r{i}"), range(12)))
+    assert sorted(s.slot for s in scheds) == list(range(12))
+    assert sorted(a.raters(plan.test_id)) == sorted(f"r{i}" for i in range(12))
+    assert PlanStore(tmp_path / "tests").schedule(plan, "r5") == scheds[5]  # recorded, not drawn again
+    b.delete(plan.test_id)
+    assert a.list() == [] and len(list((tmp_path / "tests" / "deleted").iterdir())) == 2
+
+
+def test_served_copies_go_only_to_their_rater_while_on_screen(tmp_path, renderer):
+    clip = renderer.render(RenderRequest("apr24", "surya_1", "pangram")).path
+    served = ServedFiles(tmp_path / "served")
+    name = served.add(clip, "ann", target_lufs=-23)
+    assert served.deliver(name, "bob") is None and served.deliver("../../etc/passwd", None) is None
+    assert served.fetches(name) == 0
+    assert served.deliver(name, "ann").exists() and served.deliver(name, None) is not None
+    assert served.fetches(name) == 2
+    served.drop([name])
+    assert served.deliver(name, "ann") is None and not (tmp_path / "served" / name).exists()

@@ -341,7 +341,7 @@ def test_the_blind_test_serves_good_audio_from_a_corrupted_cache(site):
                 clips[(ck, ref, sent)] = normalize_loudness(y, sr, target_lufs=-23)
                 _flip(clip.path)
     page = RaterPage(site, "erin", [site.test_id])
-    for url in (page.value("wb-audio-a")["url"], page.value("wb-audio-b")["url"]):
+    for url in (page.value("wb-audio-a"), page.value("wb-audio-b")):
         y, sr = sf.read(io.BytesIO(page.pc.fetch(url)), dtype="float32")
         assert sr == SERVED_SR
         assert any(len(c) == len(y) and np.max(np.abs(c - y)) < 1e-3 for c in clips.values())

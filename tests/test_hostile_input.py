@@ -552,9 +552,9 @@ def test_compare_links_name_only_catalog_entries(site):
 
 def test_served_files_stay_inside_the_served_folders(site):
     page = RaterPage(site, "remy", [site.test_id])
-    url = page.value("wb-audio-a")["url"]
-    assert page.pc.http.get(url).status_code == 200  # the control: a served copy
-    served = url.split("file=", 1)[1]
+    url = page.value("wb-audio-a")
+    assert page.pc.http.get(url).status_code == 200  # the control: a served copy, through the clip route
+    name = url.rsplit("/", 1)[1]
     data = site.ctx.data_dir
     from workbench.render import Renderer, RenderRequest
 
@@ -570,12 +570,16 @@ def test_served_files_stay_inside_the_served_folders(site):
     ]
     tries = [f"/gradio_api/file={p}" for p in secrets]
     tries += [
+        f"/gradio_api/file={data / 'served'}/{name}",  # the served folder is not open to Gradio's file route
         f"/gradio_api/file={data / 'served'}/../../{site.ctx.votes_path.relative_to(site.root)}",
-        f"/gradio_api/file={served}/../../../../../etc/passwd",
-        f"/gradio_api/file={served.rsplit('/', 1)[0]}/..%2f..%2f..%2f..%2fetc%2fpasswd",
         "/gradio_api/file=..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
         "/file=/etc/passwd",
         f"/gradio_api/file={data / 'served'}",
+        "/wb/clip/../../etc/passwd",
+        "/wb/clip/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        f"/wb/clip/..%2f..%2f{site.ctx.votes_path.name}",
+        f"/wb/clip/{name[:-4]}.json",
+        "/wb/clip/",
     ]
     for t in tries:
         r = page.pc.http.get(t)
@@ -603,6 +607,7 @@ def test_oversize_and_malformed_votes_are_refused_and_the_app_goes_on(site):
     page = RaterPage(site, "rita", [site.test_id])
     vote = page.pc.deps_for(page.pc.find("wb-vote-a"), "click")[0]
     for player in ("wb-audio-a", "wb-audio-b"):
+        page.pc.fetch(page.value(player))
         page.pc.trigger(player, "play")
     token = page.value("wb-token")
     n = len(read_votes(site.ctx.votes_path)) if site.ctx.votes_path.exists() else 0

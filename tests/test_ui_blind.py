@@ -92,6 +92,11 @@ def create_and_open(site: Site, admin: PageClient, title: str, **fields) -> str:
     admin.set("wb-admin-presets", ["none"])
     admin.set("wb-admin-repeats", fields.get("repeats", 0))
     admin.set("wb-admin-require-play", fields.get("require_play", True))
+    for key in ("controls", "training", "takes", "raters", "question"):
+        if key in fields:
+            admin.set(f"wb-admin-{key}", fields[key])
+    admin.set("wb-admin-ref", fields.get("play_reference", False))
+    admin.set("wb-admin-text", fields.get("show_text", False))
     msg = admin.trigger("wb-admin-create")[0].data[0]
     test_id = re.search(r"`(ab-[0-9a-f]+)`", msg).group(1)
     admin.set("wb-admin-test", test_id)
@@ -140,6 +145,9 @@ class Rater:
             self.pc.set("wb-name", self.name)
         self.pc.set("wb-test", test_id)
         self.pc.trigger("wb-start")
+        if self.visible("wb-instructions"):  # a first start shows the instructions before trial 1
+            assert "Before you start" in self.value("wb-instructions-text") and not self.visible("wb-trial")
+            self.pc.trigger("wb-begin")
 
     def value(self, elem_id: str):
         return self.pc.values[self.pc.find(elem_id)]
@@ -148,9 +156,13 @@ class Rater:
         return bool(self.pc.props[self.pc.find(elem_id)].get("visible", True))
 
     def urls(self) -> tuple[str, str]:
-        return self.value("wb-audio-a")["url"], self.value("wb-audio-b")["url"]
+        return self.value("wb-audio-a"), self.value("wb-audio-b")
 
-    def listen(self) -> None:
+    def listen(self, fetch: bool = True) -> None:
+        """What the page does: fetch each clip from the server, and say when it plays."""
+        if fetch:
+            for url in self.urls():
+                self.pc.fetch(url)
         self.pc.trigger("wb-audio-a", "play")
         self.pc.trigger("wb-audio-a", "pause")
         self.pc.trigger("wb-audio-b", "play")
@@ -311,11 +323,10 @@ def test_a_whole_test_leaks_nothing_to_the_rater(site):
             r.reload()
             r.start(test_id)
     assert n == 14 and "Thank you" in r.value("wb-done-text")
-    # every served copy has its own name and content-hash folder, even for the same clip
+    # every served copy has its own random name, even for the same clip
     assert len(urls) == len(set(urls)) == 30
-    folders = [u.split("/")[-2] for u in urls]
     names = [u.split("/")[-1] for u in urls]
-    assert len(set(folders)) == 30 and all(re.fullmatch(r"[0-9a-f]{32}\.wav", x) for x in names)
+    assert all(re.fullmatch(r"wb/clip/[0-9a-f]{32}\.wav", u) for u in urls)
     assert max(Counter(clips_served).values()) >= 2  # some clip was played twice, under different URLs
     # and nothing in any response names a checkpoint, a path or a stable id
     extra = [("GET /gradio_api/info", r.pc.http.get("/gradio_api/info").text)]
@@ -331,6 +342,142 @@ def test_admin_transcript_does_name_checkpoints(site):
     admin = client(site, "boss")
     admin.page_load()
     assert scan(admin.transcript, [])
+
+
+def test_controls_repeats_training_and_takes_stay_blind(site):
+    """A plan with every kind of trial: the rater's transcript cannot tell them apart."""
+    admin = client(site, "boss")
+    test_id = create_and_open(
+        site,
+        admin,
+        "Mixed round",
+        checkpoints=["feb1", "apr27"],
+        references=["surya_1"],
+        sentences=SENTS,
+        repeats=2,
+        controls=2,
+        training=1,
+        takes=2,
+        question="Which accent is closer to the reference?",
+        play_reference=True,
+        show_text=True,
+    )
+    r = Rater(site, "cy")
+    page_loaded = len(r.pc.transcript)
+    r.start(test_id)
+    assert "Which accent is closer to the reference?" in r.value("wb-question")
+    shown_text = []
+    n = 0
+    while r.visible("wb-trial"):
+        assert r.visible("wb-ref") and re.fullmatch(r"wb/clip/[0-9a-f]{32}\.wav", r.value("wb-ref"))
+        assert r.pc.fetch(r.value("wb-ref"))[:4] == b"RIFF"  # the reference plays
+        shown_text.append(r.value("wb-text"))
+        r.listen()
+        r.vote(("A", "B", "none")[n % 3])
+        n += 1
+    assert n == 1 + 4 + 2 + 2  # training, 2 sentences x 2 takes, repeats, controls
+    texts = {site.ctx.catalog.sentence(s).text for s in SENTS}
+    assert all(any(t in x for t in texts) for x in shown_text)
+    df = read_votes(site.ctx.votes_path)
+    mine = df[(df["test_id"] == test_id) & (df["rater"] == "cy")]
+    assert Counter(mine["trial_kind"]) == {"training": 1, "test": 4, "repeat": 2, "control": 2}
+    controls = mine[mine["trial_kind"] == "control"]
+    assert (controls["checkpoint_a"] == controls["checkpoint_b"]).all()
+    assert set(mine["take_a"]) == {"1", "2"} and (mine["take_a"] == mine["take_b"]).all()
+    assert (mine["fetched_a"].astype(int) >= 1).all() and (mine["fetched_b"].astype(int) >= 1).all()
+    leaks = scan(r.pc.transcript, forbidden_strings(site))
+    assert not leaks, leaks[:5]
+    answers = [(w, t) for w, t in r.pc.transcript[page_loaded:] if w.split()[0] in ("sse", "predict", "join")]
+    assert len(answers) > 40
+    for word in ("control", "repeat", "training", "practice", "take", "kind"):  # no trial kind reaches the rater
+        for what, text in answers:
+            hit = re.search(rf"\b{word}", text, re.I)
+            assert not hit, (word, what, text[max(0, hit.start() - 150) : hit.end() + 50])
+
+
+def test_the_server_refuses_votes_on_clips_it_never_delivered(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Fetch gate", references=["paul_1"], sentences=["names"])
+    r = Rater(site, "ann")
+    r.start(test_id)
+    before = len(read_votes(site.ctx.votes_path))
+    r.listen(fetch=False)  # the page says it played both, but never fetched the audio
+    token = r.value("wb-token")
+    vote_dep = r.pc.deps_for(r.pc.find("wb-vote-a"), "click")[0]
+    with pytest.raises(CallFailed, match="A and B never reached your device"):
+        r.pc.call(vote_dep["id"], [None, token, [], ""])
+    ua, ub = r.urls()
+    # the clip route: only the rater it was made for gets it, and only with a login
+    other = client(site, "bob")
+    assert other.http.get(ua).status_code == 404
+    import httpx
+
+    assert httpx.get(f"{site.url}/{ua}").status_code == 401
+    r.pc.fetch(ua)
+    with pytest.raises(CallFailed, match="B never reached your device"):
+        r.pc.call(vote_dep["id"], [None, token, [], ""])
+    r.pc.fetch(ub)
+    r.pc.fetch(ub)
+    r.vote("A")
+    assert r.value("wb-status").startswith("✓ Saved")
+    row = read_votes(site.ctx.votes_path).iloc[-1]
+    assert len(read_votes(site.ctx.votes_path)) == before + 1
+    assert (row["fetched_a"], row["fetched_b"], row["rater_role"]) == ("1", "2", "rater")
+    assert r.pc.http.get(ua).status_code == 404  # answered: the copy is gone
+
+
+def test_admin_votes_are_labelled(site):
+    admin = client(site, "boss")
+    test_id = create_and_open(site, admin, "Admin tries it", references=["paul_1"], sentences=["names"])
+    r = Rater(site, "boss")
+    r.start(test_id)
+    r.listen()
+    r.vote("B")
+    row = read_votes(site.ctx.votes_path).iloc[-1]
+    assert (row["rater"], row["rater_role"]) == ("boss", "admin")
+
+
+def test_admin_form_defaults_summary_invite_archive_delete(site):
+    admin = client(site, "boss")
+    admin.page_load()
+    cat = site.ctx.catalog
+    assert admin.values[admin.find("wb-admin-checkpoints")] == list(cat.checkpoints)
+    assert admin.values[admin.find("wb-admin-references")] == list(cat.references)
+    assert admin.values[admin.find("wb-admin-sentences")] == list(cat.sentences)[:8]
+    summary = admin.values[admin.find("wb-admin-summary")]
+    assert "question: Which voice sounds better?" in summary and "speaking rate" in summary
+    labels = {admin.props[admin.find(e)]["label"] for e in ("wb-test", "wb-admin-test")}
+    assert labels == {"Test to rate", "Test to manage"}  # two pickers, two names
+    # a mistake in the form names the field, in the test plan's words
+    admin.set("wb-admin-title", "   ")
+    with pytest.raises(CallFailed, match="in the test plan") as e:
+        admin.trigger("wb-admin-create")
+    assert "catalog" not in str(e.value) and "title" in str(e.value)
+    assert "title: must not be blank" in admin.trigger("wb-admin-title", "change")[0].data[0]
+    admin.set("wb-admin-title", "Defaults")
+    admin.set("wb-admin-raters", 3)
+    admin.trigger("wb-admin-raters", "change")
+    assert "raters: 3 raters, each trial rated by 2" in admin.values[admin.find("wb-admin-summary")]
+    # one click with the defaults and a title
+    admin.set("wb-admin-raters", 0)
+    msg = admin.trigger("wb-admin-create")[0].data[0]
+    test_id = re.search(r"`(ab-[0-9a-f]+)`", msg).group(1)
+    assert "trials = 3 pair(s) x 4 reference(s) x 8 sentence(s)" in msg
+    invite = admin.values[admin.find("wb-admin-invite")]
+    assert invite.endswith(f"/?tab=blind&test={test_id}") and invite.startswith("http")
+    # archive, then delete: the plan leaves the lists, its votes stay
+    admin.set("wb-admin-test", test_id)
+    assert "is archived" in admin.trigger("wb-admin-archive")[0].data[0]
+    assert "archived" in admin.props[admin.find("wb-admin-test")]["choices"][0][0]
+    msg = admin.trigger("wb-admin-delete")[0].data[0]
+    assert "is deleted" in msg and "votes stay in the CSV" in msg
+    assert test_id not in [c[1] for c in admin.props[admin.find("wb-admin-test")]["choices"]]
+    assert list((site.ctx.data_dir / "tests" / "deleted").glob(f"{test_id}.json.*"))
+    # an open test is closed before it can be deleted
+    open_id = create_and_open(site, admin, "Still open", references=["paul_1"], sentences=["names"])
+    admin.set("wb-admin-test", open_id)
+    with pytest.raises(CallFailed, match="close it before deleting"):
+        admin.trigger("wb-admin-delete")
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -508,7 +655,7 @@ def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
-        page.on("response", lambda r: files.append(r.url) if "gradio_api/file=" in r.url else None)
+        page.on("response", lambda r: files.append(r.url) if r.status == 200 and "/wb/clip/" in r.url else None)
         page.goto(site.url)
         page.locator("input").nth(0).fill("dan")
         page.locator("input[type=password]").fill(PASSWORDS["dan"])
@@ -519,17 +666,15 @@ def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site, browser):
         page.click("#wb-test input")
         page.get_by_role("option", name=re.compile("Browser round")).click()
         page.click("#wb-start")
+        page.wait_for_selector("#wb-instructions", state="visible")
+        page.click("#wb-begin")
         page.wait_for_selector("#wb-trial", state="visible")
-        page.wait_for_function(
-            "document.querySelector('#wb-audio-b audio') && document.querySelector('#wb-audio-b audio').src"
-        )
         page.screenshot(path=str(shots / "2-trial-locked.png"), full_page=True)
         assert page.is_disabled("#wb-vote-a")
         for n in range(3):
-            page.click("#wb-progress")  # focus outside any text box
             page.keyboard.press("a")
-            page.wait_for_timeout(700)
-            page.keyboard.press("b")  # pauses A, plays B
+            page.wait_for_function("() => window.__wbPlayer.state().position > 0.7")
+            page.keyboard.press("b")  # switches to B at the same position
             page.wait_for_function("!document.querySelector('#wb-vote-a').disabled", timeout=10_000)
             if n == 0:
                 page.screenshot(path=str(shots / "3-trial-unlocked.png"), full_page=True)
@@ -549,8 +694,7 @@ def test_rater_flow_in_a_browser_with_keyboard_shortcuts(site, browser):
     df = read_votes(site.ctx.votes_path)
     mine = df[(df["rater"] == "dan") & (df["test_id"] == test_id)]
     assert list(mine["choice"]) == ["A", "none", "none"]
-    assert (mine["played_a_s"] > 0.2).all() and (mine["played_b_s"] > 0).all()
-    audio_files = [u for u in files if u.endswith(".wav")]
-    assert len(audio_files) >= 6 and all(re.search(r"/[0-9a-f]{32}\.wav$", u) for u in audio_files)
+    assert (mine["played_a_s"] > 0.2).all() and (mine["played_b_s"] >= 0).all()
+    assert len(files) == 6 and all(re.search(r"/wb/clip/[0-9a-f]{32}\.wav$", u) for u in files)
     for name in CHECKPOINTS:
         assert not any(name in u for u in files)

@@ -1,8 +1,9 @@
 """Journey: an admin sets up a blind A/B test; a rater completes it with mouse and keyboard.
 
-The admin creates and opens a 6-trial test through the Admin panel. The rater plays the
-clips (mouse on the players, or the A / B keys), votes (mouse on the buttons, or the 1 / 2
-/ 0 keys), ticks reasons, types a comment, reloads the page halfway and resumes. Then:
+The admin creates and opens a 6-trial test through the Admin panel. The rater reads the
+instructions, plays the clips (mouse on the A / B buttons, or the A / B keys), votes
+(mouse on the buttons, or the 1 / 2 / 0 keys, also right after a mouse click), ticks
+reasons, types a comment, reloads the page halfway and resumes. Then:
 
 - the vote CSV holds exactly one row per trial, and each row matches what was clicked,
   read through the key the server stored (the rater's recorded schedule: which
@@ -43,7 +44,7 @@ CHOICE_BUTTONS = {"A": "#wb-vote-a", "B": "#wb-vote-b", "none": "#wb-vote-none"}
 class Step:
     """How the rater answers one trial, and what the page showed."""
 
-    play: str  # "key" (A / B keys) or "mouse" (the players' play buttons)
+    play: str  # "key" (A / B keys) or "mouse" (the A / B buttons)
     vote: str  # "key" (1 / 2 / 0) or "mouse" (the vote buttons)
     choice: str  # A | B | none
     reasons: tuple[str, ...] = ()
@@ -94,28 +95,33 @@ def trial_number(page) -> int:
 
 
 def start_test(page, done: int) -> None:
-    """Pick the test (its label shows the rater's progress) and press Start."""
+    """Pick the test (its label shows the rater's progress) and press Start (then Begin, the first time)."""
     page.locator("#wb-test input").click()
     page.get_by_role("option", name=f"{TITLE}  ({done} / 6 done)", exact=True).click()
     page.locator("#wb-start").click()
+    if done == 0:
+        expect(page.locator("#wb-instructions")).to_contain_text("Before you start", timeout=30_000)
+        page.locator("#wb-begin").click()
     expect(page.locator("#wb-progress")).to_contain_text(f"Trial {done + 1} / 6", timeout=30_000)
 
 
-def player(page, slot: str):
-    return page.locator(f"#wb-audio-{slot.lower()} audio")
+def clip_url(page, slot: str) -> str:
+    """The URL (relative to the app) of the clip the page plays for ``slot``."""
+    return page.locator(f"#wb-audio-{slot.lower()} [data-url]").get_attribute("data-url")
 
 
 def play(page, slot: str, how: str) -> None:
-    """Start slot A or B with a key or the player's own play button; wait until it really plays."""
-    audio = player(page, slot)
-    expect(audio).to_have_attribute("src", re.compile("gradio_api/file="))
-    page.wait_for_function("a => a.readyState >= 1 && a.duration > 0.5", arg=audio.element_handle())
+    """Start slot A or B with a key or its button; wait until it really plays (switching from the other)."""
+    assert re.fullmatch(r"wb/clip/[0-9a-f]{32}\.wav", clip_url(page, slot))
     if how == "key":
         page.keyboard.press(slot.lower())
     else:
-        box = audio.bounding_box()
-        audio.click(position={"x": 22, "y": box["height"] / 2})  # the native play button
-    page.wait_for_function("a => !a.paused && a.currentTime > 0.4", arg=audio.element_handle(), timeout=15_000)
+        page.locator(f"#wb-play-{slot.lower()}").click()
+    page.wait_for_function(
+        "s => { const p = window.__wbPlayer.state(); return p.playing && p.active === s && p.position > 0.4; }",
+        arg=slot,
+        timeout=15_000,
+    )
 
 
 def vote_buttons_locked(page) -> bool:
@@ -125,7 +131,7 @@ def vote_buttons_locked(page) -> bool:
 def answer(page, step: Step, net: NetworkLog, snapshots: list[str]) -> None:
     """Listen to both clips and vote as ``step`` says; returns once the next trial (or the end) shows."""
     step.number = trial_number(page)
-    step.audio = {s: player(page, s).get_attribute("src") for s in "AB"}
+    step.audio = {s: clip_url(page, s) for s in "AB"}
     snapshots.append(page.content())
     play(page, "A", step.play)
     assert vote_buttons_locked(page), "voting unlocked before B was played"
@@ -266,11 +272,14 @@ def test_a_rater_completes_a_blind_test_with_mouse_and_keys(page, new_page, auth
         assert row["reasons"] == ";".join(step.reasons) and row["comment"] == step.comment, dict(row)
         assert float(row["played_a_s"]) > 0.2 and float(row["played_b_s"]) > 0.2, dict(row)
         assert float(row["decision_s"]) > 0.5, dict(row)
+        assert int(row["fetched_a"]) == int(row["fetched_b"]) == 1, dict(row)  # the server counted each fetch
+        assert (row["trial_kind"], row["rater_role"]) == ("test", "rater")
         # what each slot played is the cached render of the checkpoint the key puts there
         for slot in "AB":
-            ck, preset = st.slot(slot)
-            other_ck, other_preset = st.slot("B" if slot == "A" else "A")
-            served = page.request.get(step.audio[slot]).body()
+            ck, preset, _ = st.slot(slot)
+            other_ck, other_preset, _ = st.slot("B" if slot == "A" else "A")
+            served = net.body_of(f"{auth_app.url}/{step.audio[slot]}")  # what the page fetched (gone since)
+            assert served is not None, f"trial {step.number}: the page never fetched slot {slot}"
             mine_r = served_matches(served, clips[(ck, st.trial.reference, st.trial.sentence, preset)])
             other_r = served_matches(served, clips[(other_ck, st.trial.reference, st.trial.sentence, other_preset)])
             assert mine_r > 0.999 and other_r < 0.9, f"trial {step.number} slot {slot}: {mine_r:.4f} / {other_r:.4f}"

@@ -26,7 +26,7 @@ from .plan import (
     new_test_id,
     parse_plan_yaml,
     plan_from_yaml,
-    planned_votes_per_pair,
+    sample_size,
 )
 from .schedule import (
     RaterSchedule,
@@ -73,7 +73,7 @@ __all__ = [
     "parse_plan_yaml",
     "plan_from_yaml",
     "plan_requests",
-    "planned_votes_per_pair",
+    "sample_size",
     "rater_seed",
     "schedule_from_dict",
     "serve_clip",

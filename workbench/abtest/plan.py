@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from statistics import NormalDist
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -60,10 +59,8 @@ MAX_TRIALS_PER_RATER = 500
 MAX_TAKES = 10
 #: the question raters see when the plan does not set one
 DEFAULT_QUESTION = "Which voice sounds better?"
-#: planning defaults: the smallest win rate worth detecting, significance and power
+#: the smallest preference worth detecting (share of decisive votes), for the planned size
 DEFAULT_MIN_EFFECT = 0.65
-PLAN_ALPHA = 0.05
-PLAN_POWER = 0.8
 _TEST_ID = re.compile(r"^ab-[0-9a-f]{6,32}$")
 
 
@@ -183,8 +180,9 @@ class TestPlan:
     raters: int | None = None  # rater slots of a subset design (None: every rater does every trial)
     raters_per_trial: int = 2
     min_effect: float = DEFAULT_MIN_EFFECT
-    planned_votes_per_pair: int = 0  # effective votes each pair should get (see planned_votes_per_pair())
+    planned_votes_per_pair: int = 0  # decisive votes each pair should get (0: none is enough; see sample_size)
     control_trials: tuple[Trial, ...] = ()  # the pool identical-pair trials are drawn from
+    sample_size: dict | None = None  # the planned size and its assumptions (stats SamplePlan as a dict)
 
     __test__ = False  # not a pytest test class
 
@@ -290,27 +288,17 @@ def new_test_id() -> str:
 # ---------------------------------------------------------------------------- planning votes
 
 
-def planned_votes_per_pair(
-    min_effect: float = DEFAULT_MIN_EFFECT,
-    *,
-    alpha: float = PLAN_ALPHA,
-    power: float = PLAN_POWER,
-    comparisons: int = 1,
-    clustering: float = 1.0,
-) -> int:
-    """Effective votes a pair needs so a sign test detects a win rate of ``min_effect``.
+def sample_size(n_pairs: int, *, min_effect: float, n_raters: int | None, n_clips: int) -> dict:
+    """The planned size of a test, from the statistics package (see :func:`workbench.stats.planned_votes`).
 
-    Normal approximation to the two-sided sign test at level ``alpha / comparisons``
-    (Bonferroni over the pairs) with the given ``power``, times ``clustering`` (the
-    design effect of votes clustered within raters; 1 = independent votes).
+    Decisive votes per pair for a ``min_effect`` preference at alpha 0.05 over the pairs
+    and power 0.8, with votes clustered by rater and clip; ``n_raters`` None: its default.
+    Returned as ``SamplePlan.to_dict()`` (``votes_per_pair`` None, with a ``note``, when no
+    number of votes is enough).
     """
-    if not 0.5 < min_effect < 1:
-        raise ValueError(f"min_effect must be between 0.5 and 1, got {min_effect}")
-    z_a = NormalDist().inv_cdf(1 - alpha / (2 * max(comparisons, 1)))
-    z_b = NormalDist().inv_cdf(power)
-    p = min_effect
-    n = ((z_a * 0.5 + z_b * math.sqrt(p * (1 - p))) / (p - 0.5)) ** 2
-    return int(math.ceil(n * max(clustering, 1.0)))
+    from ..stats.planning import planned_votes  # scipy: imported only when a plan is made
+
+    return planned_votes(n_pairs, min_effect=min_effect, n_raters=n_raters, n_clips=n_clips).to_dict()
 
 
 # ---------------------------------------------------------------------------- building
@@ -484,7 +472,10 @@ def make_plan(
         min_effect=spec.min_effect,
         control_trials=control_trials,
     )
-    return replace(plan, planned_votes_per_pair=planned_votes_per_pair(spec.min_effect, comparisons=len(pairs)))
+    size = sample_size(
+        len(pairs), min_effect=spec.min_effect, n_raters=raters or spec.raters, n_clips=len(refs) * len(sents)
+    )
+    return replace(plan, planned_votes_per_pair=size["votes_per_pair"] or 0, sample_size=size)
 
 
 def _control_pool(arms: list, cells: list, controls: int, seed: int) -> tuple[Trial, ...]:

@@ -242,10 +242,13 @@ def design_summary(plan: TestPlan) -> dict:
         "Clip durations differ between checkpoints (each model's own speaking rate); raters hear and see that, "
         "it is part of what they judge."
     ]
-    if per_pair_votes < plan.planned_votes_per_pair:
+    size = plan.sample_size or {}
+    if size.get("note"):
+        notes.append(size["note"])
+    elif plan.planned_votes_per_pair and per_pair_votes < plan.planned_votes_per_pair:
         notes.append(
-            f"{n_raters} raters give each pair {per_pair_votes} votes; {plan.planned_votes_per_pair} are planned to "
-            f"detect a {plan.min_effect:.2f} win rate: add raters, sentences or takes."
+            f"{n_raters} raters give each pair {per_pair_votes} votes; {plan.planned_votes_per_pair} decisive votes "
+            f"are planned to detect a {plan.min_effect:.2f} preference: add raters, sentences or takes."
         )
     return {
         "test_id": plan.test_id,
@@ -284,7 +287,7 @@ def design_summary(plan: TestPlan) -> dict:
         "training": plan.training,
         "side_balance": {"A": sides["A"], "B": sides["B"]},
         "votes_per_pair": per_pair_votes,
-        "planned_votes_per_pair": plan.planned_votes_per_pair,
+        "planned_votes_per_pair": plan.planned_votes_per_pair or None,  # None: no number of votes is enough
         "min_effect": plan.min_effect,
         "play_reference": plan.play_reference,
         "show_text": plan.show_text,
@@ -333,9 +336,12 @@ def summary_lines(s: dict) -> list[str]:
         lines.append(f"identical-pair controls over {s['raters']} raters: {s['controls']['total']}")
     sb = s["side_balance"]
     lines.append(f"sides over {s['raters']} raters: first of each pair on A {sb['A']} times, on B {sb['B']} times")
+    planned = s["planned_votes_per_pair"]
+    planned = f"{planned} decisive votes" if planned else "no number of votes is enough with this design (see below)"
     lines.append(
-        f"votes per pair from {s['raters']} raters: {s['votes_per_pair']}; planned: {s['planned_votes_per_pair']} "
-        f"(to detect a {s['min_effect']:.2f} win rate, alpha 0.05 over the pairs, power 0.8)"
+        f"votes per pair from {s['raters']} raters: {s['votes_per_pair']}; planned: {planned} "
+        f"(a {s['min_effect']:.2f} preference at alpha 0.05 over the pairs, power 0.8, "
+        "votes clustered by rater and clip)"
     )
     lines.append(
         f"reference playable: {yes[s['play_reference']]}; sentence text shown: {yes[s['show_text']]}; "

@@ -81,7 +81,6 @@ class RaterSession:
     reference_path: Callable[[str], Path | None] | None = None  # reference id -> audio file, if any
     sentence_text: Callable[[str], str] | None = None  # sentence id -> text (show_text)
     role: str = "rater"  # "admin" when an admin rates (their votes are labelled)
-    fetch_gate: bool = True  # refuse votes on clips the server never delivered (see ServedFiles)
     schedule: RaterSchedule = field(init=False)
     current: ScheduledTrial | None = field(default=None, init=False)
     token: str = field(default="", init=False)
@@ -230,7 +229,7 @@ class RaterSession:
                 return False
             if not self.plan.require_play:
                 return True
-            return all(self.play[s].heard and (self.fetched(s) or not self.fetch_gate) for s in ("A", "B"))
+            return all(self.play[s].heard and self.fetched(s) for s in ("A", "B"))
 
     def _listened(self, which: str, now: float) -> float:
         p = self.play[which]
@@ -256,7 +255,7 @@ class RaterSession:
                 )
             self._refresh_plan()
             if self.plan.require_play:
-                missing = [s for s in ("A", "B") if self.fetch_gate and not self.fetched(s)]
+                missing = [s for s in ("A", "B") if not self.fetched(s)]
                 if missing:
                     raise BadVote(_not_fetched(missing))
                 if not all(self.play[s].heard for s in ("A", "B")):
@@ -286,8 +285,8 @@ class RaterSession:
                 trial_kind=t.kind,
                 take_a=t.take_a,
                 take_b=t.take_b,
-                fetched_a=self.fetched("A") if self.fetch_gate else None,
-                fetched_b=self.fetched("B") if self.fetch_gate else None,
+                fetched_a=self.fetched("A"),
+                fetched_b=self.fetched("B"),
                 rater_role=self.role,
             )
             self.votes.append(vote)

@@ -1,13 +1,16 @@
 """Blind A/B tab: raters answer anonymous trials one at a time; admins create and run tests.
 
 Only wiring: the logic lives in :mod:`workbench.abtest` (plans, schedules, sessions,
-served audio) and :mod:`workbench.votes` (the CSV). What reaches the browser is
-anonymous: two players labelled A and B whose files have random names and fresh
-content per trial, a random per-trial token, progress counts and the test's title. The
-rater's :class:`~workbench.abtest.RaterSession` (which knows the key) stays in
-``gr.State`` on the server. Every handler is private (``api_name=False``) and checks
-its caller itself: admin handlers call :func:`require_admin`; rater handlers check
-that the session belongs to the logged-in user.
+served audio) and :mod:`workbench.votes` (the CSV); the admin panel is in
+:mod:`.blind_admin`, the player's script and style in :mod:`.blind_assets`, the route
+that delivers clips in :mod:`.blind_files`. What reaches the browser is anonymous: the
+question, the sentence text and the reference when the plan allows them, two clip URLs
+with random names and fresh content per trial (the same for a control, a repeat or a
+training trial as for any other), a random per-trial token, progress counts and the
+test's title. The rater's :class:`~workbench.abtest.RaterSession` (which knows the key)
+stays in ``gr.State`` on the server. Every handler is private (``api_name=False``) and
+checks its caller itself: admin handlers call :func:`require_admin`; rater handlers
+check that the session belongs to the logged-in user.
 
 Queues: votes and player events skip the queue (a few milliseconds each), trial loading
 (which may render) has its own concurrency group and pre-rendering a test uses the app's
@@ -19,30 +22,18 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from ..abtest import (
-    PlanSpec,
-    PlanStore,
-    RaterSession,
-    ServedFiles,
-    ShownTrial,
-    TestPlan,
-    check_renderable,
-    make_plan,
-    plan_requests,
-    sweep_served,
-)
-from ..abtest import load_plan_file as build_plan_file
+from ..abtest import PlanStore, RaterSession, ServedFiles, ShownTrial, sweep_served
 from ..catalog import reference_audio_path
-from ..errors import CatalogError, VoteError, WorkbenchError
+from ..errors import VoteError, WorkbenchError
 from ..render import RenderRequest
 from ..votes import REASONS, BadVote, VoteStore, check_name
-from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error, username
+from .blind_assets import PLAYER_HTML, PLAYER_JS, SLOT_TEMPLATE, STYLE, slot_js
+from .common import AppContext, bind, get_renderer, role_of, show_error, username
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +64,7 @@ _services_lock = threading.Lock()
 
 
 def served_dir(ctx: AppContext) -> Path:
-    """Where anonymous copies of clips are written for browsers (pass to ``allowed_paths``)."""
+    """Where anonymous copies of clips are written for browsers (delivered by :mod:`.blind_files`)."""
     return Path(ctx.data_dir) / "served"
 
 
@@ -169,6 +160,15 @@ def _own(ctx: AppContext, session: RaterSession | None, request: gr.Request | No
     return session
 
 
+def _vote_role(ctx: AppContext, request: gr.Request | None) -> str:
+    """``admin`` for an admin logged in (their votes are labelled); else ``rater``.
+
+    Without login everyone who types a name is counted as a rater: the one local user
+    is an admin for access, but the names typed on a shared machine are raters'.
+    """
+    return "admin" if ctx.auth_enabled and role_of(ctx, request) == "admin" else "rater"
+
+
 # ---------------------------------------------------------------------------- views
 
 
@@ -190,32 +190,58 @@ def _progress_html(shown: ShownTrial, title: str) -> str:
 
 
 GATE_LOCKED = "▶ Play **both A and B** to unlock voting."
-GATE_OPEN = (
-    "Keys: <kbd>A</kbd> / <kbd>B</kbd> play or pause a clip · <kbd>1</kbd> A is better · "
-    "<kbd>2</kbd> B is better · <kbd>0</kbd> no preference"
-)
+GATE_OPEN = "Voting is open: which one answers the question better?"
 
 
 def _buttons(enabled: bool) -> tuple:
     return tuple(gr.update(interactive=enabled) for _ in range(3)) + (GATE_OPEN if enabled else GATE_LOCKED,)
 
 
-def _view(ctx: AppContext, session: RaterSession, shown: ShownTrial | None) -> tuple:
+def instructions(plan) -> str:
+    """The short instructions shown before a rater's first trial (Markdown)."""
+    ref = (
+        "- **Reference** plays the voice the clips should sound like (key <kbd>R</kbd>).\n"
+        if plan.play_reference
+        else ""
+    )
+    text = "- The sentence being spoken is shown above the players.\n" if plan.show_text else ""
+    return (
+        f"## Before you start\n\n"
+        f"Each trial plays two versions of the same sentence, **A** and **B**. For every trial, answer:\n\n"
+        f"> **{html.escape(plan.question)}**\n\n"
+        f"- Press **A** and **B** to listen (keys <kbd>A</kbd> and <kbd>B</kbd>). Switching keeps the position, "
+        f"so you can compare the same word; **Loop** plays it over and over.\n{ref}{text}"
+        f"- Voting unlocks once you have played both. Then choose **A is better**, **B is better** or "
+        f"**No preference** (keys <kbd>1</kbd>, <kbd>2</kbd>, <kbd>0</kbd>). Tick what made the difference first "
+        f"if you like.\n"
+        f"- Some pairs may sound alike or come back later: answer each one on its own.\n\n"
+        f"There are **{plan.per_rater}** trials. Use headphones in a quiet place if you can."
+    )
+
+
+def _view(ctx: AppContext, session: RaterSession, shown: ShownTrial | None, *, intro: bool = False) -> tuple:
     """Updates for the ``view`` outputs of :func:`build`, in order."""
+    plan = session.plan
     if shown is None:
         done, total = session.progress()
-        tests = gr.update(choices=_open_tests(ctx, session.rater), value=session.plan.test_id)
+        tests = gr.update(choices=_open_tests(ctx, session.rater), value=plan.test_id)
         thanks = (
-            f"## Thank you!\n\nYou answered all **{total}** trials of *{html.escape(session.plan.title)}*. "
+            f"## Thank you!\n\nYou answered all **{total}** trials of *{html.escape(plan.title)}*. "
             "Your votes are saved; you can close this page."
         )
         return (
+            gr.update(visible=True),
             gr.update(visible=False),
             gr.update(visible=True),
             thanks,
+            gr.update(visible=False),
+            gr.skip(),
             "",
-            None,
-            None,
+            gr.skip(),
+            "",
+            "",
+            "",
+            gr.update(visible=False, value=""),
             "",
             *_buttons(False),
             gr.update(visible=done > 0),
@@ -225,12 +251,18 @@ def _view(ctx: AppContext, session: RaterSession, shown: ShownTrial | None) -> t
         )
     enabled = not shown.require_play
     return (
-        gr.update(visible=True),
+        gr.update(visible=False),  # the test picker: back when the test is done (or after a reload)
+        gr.update(visible=not intro),
         gr.update(visible=False),
         "",
-        _progress_html(shown, session.plan.title),
-        str(shown.audio_a),
-        str(shown.audio_b),
+        gr.update(visible=intro),
+        instructions(plan) if intro else gr.skip(),
+        _progress_html(shown, plan.title),
+        f'<div id="wb-question-text">{html.escape(plan.question)}</div>',
+        gr.update(value=f"“{html.escape(shown.text)}”" if shown.text else "", visible=bool(shown.text)),
+        shown.url_a,
+        shown.url_b,
+        gr.update(visible=bool(shown.url_ref), value=shown.url_ref),
         shown.token,
         *_buttons(enabled),
         gr.update(visible=shown.done > 0 and not shown.changing),
@@ -255,10 +287,18 @@ def _open_tests(ctx: AppContext, rater: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _tests_update(ctx: AppContext, rater: str | None):
-    """The test picker's choices; the only open test comes preselected."""
+def _tests_update(ctx: AppContext, rater: str | None, wanted: str | None = None):
+    """The test picker's choices; the test of an invite link (``?test=``), or the only open one, comes preselected."""
     choices = _open_tests(ctx, rater)
-    return gr.update(choices=choices, value=choices[0][1] if len(choices) == 1 else None)
+    ids = [c[1] for c in choices]
+    value = wanted if wanted in ids else (ids[0] if len(ids) == 1 else None)
+    return gr.update(choices=choices, value=value)
+
+
+def _invited(request: gr.Request | None) -> str | None:
+    """The test id of an invite link (``?test=ab-...``), if the page was opened with one."""
+    params = dict(getattr(request, "query_params", None) or {})
+    return str(params.get("test", "")) or None
 
 
 def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
@@ -268,10 +308,10 @@ def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
             name = username(ctx, request)
             role_of(ctx, request)
             who = f"Rating as **{html.escape(name)}**."
-            return gr.update(visible=False), who, _tests_update(ctx, name)
+            return gr.update(visible=False), who, _tests_update(ctx, name, _invited(request))
         name = (saved_name or "").strip()
         who = "Type your name, pick a test and press **Start**."
-        return gr.update(visible=True, value=name), who, _tests_update(ctx, name)
+        return gr.update(visible=True, value=name), who, _tests_update(ctx, name, _invited(request))
 
 
 def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
@@ -283,7 +323,7 @@ def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
 
 
 def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id: str | None, request: gr.Request):
-    """Start (or resume) a test: the first trial without a vote."""
+    """Start (or resume) a test: the instructions before a first trial, else the first trial without a vote."""
     with _RaterErrors():
         rater = _rater(ctx, typed, request)
         if not test_id:
@@ -301,16 +341,23 @@ def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id:
             served=svc.served,
             reference_path=bind(_reference_path, ctx),
             sentence_text=bind(_sentence_text, ctx),
-            role=role_of(ctx, request),
-            fetch_gate=False,
+            role=_vote_role(ctx, request),
         )
         shown = session.show_next()
         status = "Welcome back: continuing where you left off." if shown and shown.done else ""
-        return (session, *_view(ctx, session, shown), status, rater)
+        intro = shown is not None and shown.done == 0
+        return (session, *_view(ctx, session, shown, intro=intro), status, rater)
+
+
+def begin(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+    """Leave the instructions for the first trial (already loaded behind them)."""
+    with _RaterErrors():
+        _own(ctx, session, request)
+        return gr.update(visible=False), gr.update(visible=True)
 
 
 def player_event(ctx: AppContext, which: str, event: str, session: RaterSession | None, request: gr.Request):
-    """A player started, paused or ended; unlock voting once both were played."""
+    """A slot started, paused or ended playing; unlock voting once both were played (and delivered)."""
     if session is None or session.current is None:
         return tuple(gr.skip() for _ in range(4))
     with _RaterErrors():
@@ -350,274 +397,29 @@ def change_previous(ctx: AppContext, session: RaterSession | None, request: gr.R
         return (*_view(ctx, session, shown), "Listen again and vote; your new answer replaces the old one.")
 
 
-# ---------------------------------------------------------------------------- admin handlers
-
-
-def _tests_table(ctx: AppContext) -> pd.DataFrame:
-    svc = services(ctx)
-    df = svc.votes.read()
-    rows = []
-    for plan in svc.plans.list():
-        mine = df[df["test_id"] == plan.test_id] if not df.empty else df
-        arms = plan.presets if plan.compares_presets else plan.checkpoints
-        rows.append(
-            {
-                "test": plan.test_id,
-                "title": plan.title,
-                "status": plan.status,
-                "design": f"{' vs '.join(arms)}: {plan.describe()}",
-                "raters": int(mine["rater"].nunique()) if len(mine) else 0,
-                "votes": len(mine),
-            }
-        )
-    return pd.DataFrame(rows, columns=TEST_COLUMNS)
-
-
-def _admin_refresh(ctx: AppContext, message: str, rater: str | None) -> tuple:
-    plans = services(ctx).plans.list()
-    choices = [(f"{p.title} [{p.status}] {p.test_id}", p.test_id) for p in plans]
-    return (
-        message,
-        _tests_table(ctx),
-        gr.update(choices=choices, value=choices[0][1] if choices else None),
-        gr.update(choices=_open_tests(ctx, rater)),
-    )
-
-
-def admin_load(ctx: AppContext, request: gr.Request):
-    """Fill the admin panel for admins; raters get nothing (no names in their page)."""
-    if ctx.auth_enabled and ctx.users.role(username(ctx, request)) != "admin":
-        return (gr.update(visible=False),) + tuple(gr.skip() for _ in range(6))
-    with _Errors():
-        cat = ctx.catalog
-        plans = services(ctx).plans.list()
-        choices = [(f"{p.title} [{p.status}] {p.test_id}", p.test_id) for p in plans]
-        return (
-            gr.update(visible=True),
-            gr.update(choices=list(cat.checkpoints), value=list(cat.checkpoints)[:2]),
-            gr.update(choices=list(cat.references), value=list(cat.references)[:2]),
-            gr.update(choices=list(cat.sentences), value=list(cat.sentences)[:2]),
-            gr.update(choices=list(cat.enhancements), value=["none"] if "none" in cat.enhancements else []),
-            _tests_table(ctx),
-            gr.update(choices=choices, value=choices[0][1] if choices else None),
-        )
-
-
-def _save_new(ctx: AppContext, plan: TestPlan) -> str:
-    problems = check_renderable(plan, get_renderer(ctx))
-    if problems:
-        raise CatalogError(problems)
-    services(ctx).plans.save(plan)
-    return f"Created **{html.escape(plan.title)}** (`{plan.test_id}`, draft): {plan.describe()}. Open it to start."
-
-
-def create_test(
-    ctx: AppContext,
-    title: str,
-    checkpoints: list[str] | None,
-    references: list[str] | None,
-    sentences: list[str] | None,
-    presets: list[str] | None,
-    repeats: float | None,
-    per_rater: float | None,
-    require_play: bool,
-    request: gr.Request,
-):
-    require_admin(ctx, request)
-    with _Errors():
-        try:
-            spec = PlanSpec(
-                title=title or "",
-                checkpoints=checkpoints or [],
-                references=references or [],
-                sentences=sentences or [],
-                presets=presets or ["none"],
-                repeats=int(repeats or 0),
-                trials_per_rater=int(per_rater) if per_rater else None,
-                require_play=bool(require_play),
-            )
-        except ValueError as e:  # pydantic's ValidationError is a ValueError
-            raise VoteError(_pydantic_message(e)) from None
-        plan = make_plan(ctx.catalog, spec, created_by=username(ctx, request) or "local")
-        return _admin_refresh(ctx, _save_new(ctx, plan), username(ctx, request))
-
-
-def _pydantic_message(e: Exception) -> str:
-    errors = getattr(e, "errors", None)
-    if not callable(errors):
-        return str(e)
-    return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errors())
-
-
-def load_plan_file(ctx: AppContext, file: str | None, request: gr.Request):
-    require_admin(ctx, request)
-    with _Errors():
-        if not file:
-            raise VoteError("choose a plan file (.yaml) first")
-        plan = build_plan_file(ctx.catalog, file, created_by=username(ctx, request) or "local")
-        wanted = plan.status
-        plan = replace(plan, status="draft")
-        msg = _save_new(ctx, plan)
-        if wanted == "open":
-            msg += " The file asks for it to be open: press Open to render its clips first."
-        return _admin_refresh(ctx, msg, username(ctx, request))
-
-
-def open_test(ctx: AppContext, test_id: str | None, request: gr.Request, progress=gr.Progress()):
-    """Render every clip the test needs (so raters never wait), then open it."""
-    require_admin(ctx, request)
-    with _Errors():
-        svc = services(ctx)
-        plan = svc.plans.get(test_id or "")
-        reqs = [
-            RenderRequest(checkpoint=c, reference=r, sentence=s, enhancement=p, take=k)
-            for c, r, s, p, k in plan_requests(plan)
-        ]
-        results = get_renderer(ctx).render_many(reqs, progress=lambda f, label: progress(f, desc="rendering clips"))
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            raise CatalogError([str(e) for e in failed])
-        svc.plans.set_status(plan.test_id, "open")
-        msg = f"**{html.escape(plan.title)}** is open: {len(reqs)} clips ready."
-        return _admin_refresh(ctx, msg, username(ctx, request))
-
-
-def close_test(ctx: AppContext, test_id: str | None, request: gr.Request):
-    require_admin(ctx, request)
-    with _Errors():
-        plan = services(ctx).plans.set_status(test_id or "", "closed")
-        msg = f"**{html.escape(plan.title)}** is closed: raters can no longer vote on it."
-        return _admin_refresh(ctx, msg, username(ctx, request))
-
-
 # ---------------------------------------------------------------------------- page
-
-
-STYLE = """
-<style>
-#wb-blind {max-width: 980px; margin: 0 auto;}
-#wb-blind .wb-progress {margin: 4px 0 10px;}
-#wb-blind .wb-progress-row {display: flex; justify-content: space-between; gap: 1em; font-size: 1.05rem;
-  margin-bottom: 6px;}
-#wb-blind .wb-progress-title {opacity: .75;}
-#wb-blind .wb-bar {height: 8px; border-radius: 4px; background: var(--neutral-200, #e5e7eb); overflow: hidden;}
-#wb-blind .wb-bar > div {height: 100%; background: var(--color-accent, #f97316); transition: width .3s;}
-#wb-blind .wb-slot {outline: 3px solid transparent; border-radius: 8px; transition: outline-color .15s;}
-#wb-blind .wb-slot.wb-playing {outline-color: var(--color-accent, #f97316);}
-#wb-blind .wb-slot-label {font-size: 2.4rem; font-weight: 700; text-align: center; line-height: 1.1;}
-#wb-blind audio {width: 100%; height: 56px;}
-#wb-vote-a, #wb-vote-b, #wb-vote-none {min-height: 64px; font-size: 1.15rem;}
-#wb-blind kbd {border: 1px solid var(--neutral-300, #ccc); border-bottom-width: 2px; border-radius: 4px;
-  padding: 0 .35em; font-size: .9em;}
-#wb-blind .wb-gate {text-align: center; min-height: 1.6em;}
-#wb-blind .wb-status {min-height: 1.6em; align-self: center;}
-#wb-picker {align-items: end;}
-#wb-picker button {align-self: end; min-height: 42px;}
-#wb-done {text-align: center; padding: 2em 0;}
-</style>
-"""
-
-#: keyboard shortcuts and player hygiene, installed once per page
-SHORTCUTS_JS = r"""
-if (!window.__wbBlind) {
-  window.__wbBlind = true;
-  const player = (s) => document.querySelector('#wb-audio-' + s + ' audio');
-  const visible = (el) => el && el.offsetParent !== null;
-  const click = (id) => { const b = document.getElementById(id); if (visible(b) && !b.disabled) b.click(); };
-  const toggle = (s) => {
-    const me = player(s), other = player(s === 'a' ? 'b' : 'a');
-    if (!me || !me.src) return;
-    if (!me.paused) { me.pause(); return; }
-    if (other && !other.paused) other.pause();
-    me.play();
-  };
-  const mark = (e) => {
-    const t = e.target;
-    if (!(t instanceof HTMLMediaElement) || !t.closest('#wb-blind')) return;
-    if (e.type === 'play') {
-      document.querySelectorAll('#wb-blind audio').forEach((a) => { if (a !== t && !a.paused) a.pause(); });
-    }
-    const slot = t.closest('.wb-slot');
-    if (slot) slot.classList.toggle('wb-playing', e.type === 'play');
-  };
-  ['play', 'pause', 'ended', 'emptied'].forEach((k) => document.addEventListener(k, mark, true));
-  document.addEventListener('keydown', (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
-    const t = e.target;
-    // keys type into text boxes; a ticked reason checkbox keeps focus but takes no text
-    const typing = t && (t.tagName === 'TEXTAREA' || t.isContentEditable ||
-      (t.tagName === 'INPUT' && !['checkbox', 'radio', 'button'].includes(t.type)));
-    if (typing) {
-      if (e.key === 'Escape') t.blur();
-      return;
-    }
-    if (!visible(document.getElementById('wb-trial'))) return;
-    const k = e.key.toLowerCase();
-    const act = {'1': () => click('wb-vote-a'), '2': () => click('wb-vote-b'), '0': () => click('wb-vote-none'),
-                 'a': () => toggle('a'), 'b': () => toggle('b')}[k];
-    if (act) { e.preventDefault(); act(); }
-  });
-  new MutationObserver(() => {
-    document.querySelectorAll('#wb-blind audio').forEach((a) => {
-      if (a.getAttribute('controlslist') !== 'nodownload noplaybackrate') {
-        a.setAttribute('controlslist', 'nodownload noplaybackrate');
-      }
-    });
-  }).observe(document.body, {subtree: true, childList: true});
-}
-"""
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
     """Lay out the Blind A/B tab and wire its events (nothing secret in the layout)."""
+    from . import blind_admin
+
     services(ctx)  # open (and if needed recover) the vote store at start-up
     b = bind
-    player_opts = {
-        "type": "filepath",
-        "interactive": False,
-        "show_label": False,
-        "buttons": [],
-        "editable": False,
-        "waveform_options": gr.WaveformOptions(show_recording_waveform=False),
-    }
     with gr.Column(elem_id="wb-blind"):
-        gr.HTML("", head=STYLE, js_on_load=SHORTCUTS_JS, container=False, padding=False)
+        gr.HTML("", head=STYLE, js_on_load=PLAYER_JS, container=False, padding=False)
         session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
         saved_name = gr.BrowserState("", storage_key="wb-rater-name")
-        with gr.Row(elem_id="wb-picker"):
+        with gr.Row(elem_id="wb-picker") as picker:
             name = gr.Textbox(label="Your name", max_lines=1, visible=False, scale=2, max_length=64, elem_id="wb-name")
-            test = gr.Dropdown(label="Test", choices=[], scale=3, elem_id="wb-test")
+            test = gr.Dropdown(label="Test to rate", choices=[], scale=3, elem_id="wb-test")
             refresh = gr.Button("↻", scale=0, min_width=48, size="sm", elem_id="wb-refresh")
             start_btn = gr.Button("Start", variant="primary", scale=0, min_width=120, elem_id="wb-start")
         who = gr.Markdown("", elem_classes="wb-muted")
-        with gr.Column(visible=False, elem_id="wb-trial") as trial_box:
-            progress = gr.HTML("", elem_id="wb-progress")
-            with gr.Row(equal_height=True):
-                with gr.Column(variant="panel", elem_classes="wb-slot"):
-                    gr.HTML('<div class="wb-slot-label">A</div>')
-                    audio_a = gr.Audio(elem_id="wb-audio-a", **player_opts)
-                with gr.Column(variant="panel", elem_classes="wb-slot"):
-                    gr.HTML('<div class="wb-slot-label">B</div>')
-                    audio_b = gr.Audio(elem_id="wb-audio-b", **player_opts)
-            gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
-            with gr.Row():
-                vote_a = gr.Button("◀  A is better", elem_id="wb-vote-a", interactive=False, size="lg")
-                vote_none = gr.Button("No preference", elem_id="wb-vote-none", interactive=False, size="lg")
-                vote_b = gr.Button("B is better  ▶", elem_id="wb-vote-b", interactive=False, size="lg")
-            reasons = gr.CheckboxGroup(
-                list(REASONS), label="What made the difference? (optional, tick before voting)", elem_id="wb-reasons"
-            )
-            comment = gr.Textbox(
-                label="Comment (optional)",
-                placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
-                lines=1,
-                max_lines=4,
-                max_length=2000,
-                elem_id="wb-comment",
-            )
-            token = gr.Textbox(visible=False, elem_id="wb-token")
-        with gr.Column(visible=False, elem_id="wb-done") as done_box:
-            done_md = gr.Markdown("", elem_id="wb-done-text")
+        with gr.Column(visible=False, elem_id="wb-instructions") as intro_box:
+            intro_md = gr.Markdown("", elem_id="wb-instructions-text")
+            begin_btn = gr.Button("Begin", variant="primary", size="lg", elem_id="wb-begin")
+        # above the trial: the page scrolls here when the next trial comes, so "Saved" is in view (phones too)
         with gr.Row(elem_id="wb-after", equal_height=True):
             status = gr.Markdown("", elem_classes="wb-status", elem_id="wb-status")
             change_btn = gr.Button(
@@ -629,66 +431,49 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                 scale=0,
                 min_width=220,
             )
-
-        with gr.Accordion("Admin: blind tests", open=False, visible=False) as admin_box:
-            gr.Markdown(
-                "Pick what to compare. Every pair is played on every reference and sentence; each rater gets "
-                "their own order and sides. Compare presets by picking one checkpoint and two or more presets."
+        with gr.Column(visible=False, elem_id="wb-trial") as trial_box:
+            progress = gr.HTML("", elem_id="wb-progress")
+            question = gr.HTML("", elem_id="wb-question")
+            text = gr.Markdown("", visible=False, elem_id="wb-text")
+            holder = {"html_template": SLOT_TEMPLATE, "container": False, "padding": False, "elem_classes": "wb-hidden"}
+            audio_a = gr.HTML("", elem_id="wb-audio-a", js_on_load=slot_js("A"), **holder)
+            audio_b = gr.HTML("", elem_id="wb-audio-b", js_on_load=slot_js("B"), **holder)
+            ref = gr.HTML("", elem_id="wb-ref", visible=False, js_on_load=None, **holder)
+            gr.HTML(PLAYER_HTML, elem_id="wb-player", container=False, padding=False, js_on_load=None)
+            gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
+            reasons = gr.CheckboxGroup(
+                list(REASONS), label="What made the difference? (optional, tick before voting)", elem_id="wb-reasons"
             )
-            title = gr.Textbox(
-                label="Title raters see (no checkpoint names)", max_lines=1, max_length=100, elem_id="wb-admin-title"
+            comment = gr.Textbox(
+                label="Comment (optional)",
+                placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
+                lines=1,
+                max_lines=4,
+                max_length=2000,
+                elem_id="wb-comment",
             )
-            with gr.Row():
-                checkpoints = gr.Dropdown(
-                    label="Checkpoints", choices=[], multiselect=True, elem_id="wb-admin-checkpoints"
-                )
-                presets = gr.Dropdown(
-                    label="Enhancement preset(s)", choices=[], multiselect=True, elem_id="wb-admin-presets"
-                )
-            with gr.Row():
-                references = gr.Dropdown(
-                    label="References", choices=[], multiselect=True, elem_id="wb-admin-references"
-                )
-                sentences = gr.Dropdown(label="Sentences", choices=[], multiselect=True, elem_id="wb-admin-sentences")
-            with gr.Row():
-                repeats = gr.Number(
-                    label="Repeated trials per rater (sides swapped)",
-                    value=0,
-                    precision=0,
-                    minimum=0,
-                    elem_id="wb-admin-repeats",
-                )
-                per_rater = gr.Number(
-                    label="Trials per rater (0 = all)", value=0, precision=0, minimum=0, elem_id="wb-admin-per-rater"
-                )
-                require_play = gr.Checkbox(
-                    label="Voting unlocks after both clips were played", value=True, elem_id="wb-admin-require-play"
-                )
-            create_btn = gr.Button("Create test", variant="primary", elem_id="wb-admin-create")
-            with gr.Accordion("…or load a plan file (YAML)", open=False):
-                plan_file = gr.File(
-                    label="Plan", file_types=[".yaml", ".yml"], type="filepath", elem_id="wb-admin-plan"
-                )
-                load_btn = gr.Button("Load plan", elem_id="wb-admin-load")
-            tests_table = gr.Dataframe(
-                headers=TEST_COLUMNS,
-                interactive=False,
-                wrap=True,
-                column_widths=["13%", "17%", "9%", "47%", "7%", "7%"],
-            )
-            with gr.Row():
-                admin_test = gr.Dropdown(label="Test", choices=[], scale=3, elem_id="wb-admin-test")
-                open_btn = gr.Button("Open (render clips)", scale=1, variant="primary", elem_id="wb-admin-open")
-                close_btn = gr.Button("Close", scale=1, variant="stop", elem_id="wb-admin-close")
-            admin_msg = gr.Markdown("", elem_id="wb-admin-msg")
+            with gr.Row(elem_id="wb-votes"):
+                vote_a = gr.Button("A is better", elem_id="wb-vote-a", interactive=False, size="lg")
+                vote_none = gr.Button("No preference", elem_id="wb-vote-none", interactive=False, size="lg")
+                vote_b = gr.Button("B is better", elem_id="wb-vote-b", interactive=False, size="lg")
+            token = gr.Textbox(visible=False, elem_id="wb-token")
+        with gr.Column(visible=False, elem_id="wb-done") as done_box:
+            done_md = gr.Markdown("", elem_id="wb-done-text")
+        blind_admin.build(ctx, demo, test)
 
     view = [
+        picker,
         trial_box,
         done_box,
         done_md,
+        intro_box,
+        intro_md,
         progress,
+        question,
+        text,
         audio_a,
         audio_b,
+        ref,
         token,
         vote_a,
         vote_none,
@@ -708,6 +493,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     demo.load(b(rater_load, ctx), [saved_name], [name, who, test], **light)
     refresh.click(b(refresh_tests, ctx), [name], [test], **light)
     start_btn.click(b(start, ctx), [session, name, test], [session, *view, status, saved_name], **trial)
+    begin_btn.click(b(begin, ctx), [session], [intro_box, trial_box], **direct)
     for comp, which in ((audio_a, "A"), (audio_b, "B")):
         outs = [vote_a, vote_none, vote_b, gate]
         comp.play(b(player_event, ctx, which, "play"), [session], outs, show_progress="hidden", **direct)
@@ -723,26 +509,9 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         ).success(b(next_trial, ctx), [session], view, show_progress="hidden", **trial)
     change_btn.click(b(change_previous, ctx), [session], [*view, status], **trial)
 
-    admin_outs = [admin_msg, tests_table, admin_test, test]
-    demo.load(
-        b(admin_load, ctx),
-        None,
-        [admin_box, checkpoints, references, sentences, presets, tests_table, admin_test],
-        api_name=False,
-    )
-    create_btn.click(
-        b(create_test, ctx),
-        [title, checkpoints, references, sentences, presets, repeats, per_rater, require_play],
-        admin_outs,
-        api_name=False,
-    )
-    load_btn.click(b(load_plan_file, ctx), [plan_file], admin_outs, api_name=False)
-    open_btn.click(
-        b(open_test, ctx),
-        [admin_test],
-        admin_outs,
-        api_name=False,
-        concurrency_id=RENDER_GROUP,
-        concurrency_limit=RENDER_LIMIT,
-    )
-    close_btn.click(b(close_test, ctx), [admin_test], admin_outs, api_name=False)
+
+def routes(ctx: AppContext) -> list:
+    """Routes the blind test adds to the app (the clip delivery route, see :mod:`.blind_files`)."""
+    from .blind_files import routes as clip_routes
+
+    return clip_routes(ctx)
