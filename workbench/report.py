@@ -764,6 +764,7 @@ table.wb-table th{background:#f4f4f6}
 table.wb-table .wb-text{text-align:left}
 table.wb-table a{color:inherit;text-decoration:underline dotted}
 .wb-note{color:#555;font-size:.85em;max-width:900px}
+.wb-scroll{overflow-x:auto;max-width:100%}
 """
 #: styles of the HTML report page
 CSS = (
@@ -801,7 +802,8 @@ def html_table(table: Table, href=None) -> str:
             style = _heat_style(table, col, str(value))
             cells.append(f"<td{cls}{style}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="wb-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    table_html = f'<table class="wb-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<div class="wb-scroll">{table_html}</div>'
 
 
 def _looks_numeric(s: str) -> bool:
