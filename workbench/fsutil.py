@@ -1,16 +1,22 @@
-"""Atomic file writes: the one way the workbench replaces a file on disk.
+"""Atomic file writes and file locks: the one way the workbench replaces or locks a file.
 
 A reader never sees a half-written file: data goes to a temporary file in the same
-folder, is flushed and fsynced, then renamed over the destination.
+folder, is flushed and fsynced, then renamed over the destination, and the folder is
+fsynced so the rename itself survives a power loss. :func:`file_lock` is the one
+exclusive lock shared by the vote store and the plan store: a re-entrant thread lock per
+lock file in this process plus ``fcntl.flock`` across processes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -47,6 +53,74 @@ def atomic_open(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Lock:
+    """One lock file's lock in this process: a re-entrant thread lock and the flock depth."""
+
+    thread: threading.RLock = field(default_factory=threading.RLock)
+    depth: int = 0  # nesting in the thread holding ``thread`` (the flock is taken once)
+
+
+_locks: dict[str, _Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def file_lock(lock_path: str | Path, *, mode: int = 0o644) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` for this thread and across processes.
+
+    Re-entrant in one thread (``flock`` is taken once, by the outermost holder); every
+    caller in this process that names the same file shares one lock. The lock file is
+    created with ``mode`` (less the umask). When it cannot be created (a read-only or full folder), an
+    existing one is locked through a read-only descriptor, so readers still serialise
+    with writers; whatever then writes fails on its own file with its own message.
+
+    Raises
+    ------
+    OSError
+        when the lock file neither exists nor can be created.
+    """
+    key = os.path.abspath(lock_path)
+    with _locks_guard:
+        lock = _locks.setdefault(key, _Lock())
+    with lock.thread:
+        if lock.depth:
+            lock.depth += 1
+            try:
+                yield
+            finally:
+                lock.depth -= 1
+            return
+        try:
+            Path(key).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, mode)
+        except OSError:
+            fd = os.open(key, os.O_RDONLY)  # raises when there is no lock file at all
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock.depth = 1
+            yield
+        finally:
+            lock.depth = 0
+            os.close(fd)  # closing releases the flock
 
 
 def _umask() -> int:

@@ -1,7 +1,7 @@
 """The vote store: one CSV file, the system of record of every blind A/B verdict.
 
-One row per vote, appended under an exclusive lock (a thread lock plus ``fcntl.flock``
-on ``<votes>.lock``), written, flushed and fsynced before :meth:`VoteStore.append`
+One row per vote, appended under an exclusive lock (:func:`workbench.fsutil.file_lock`:
+a thread lock plus ``fcntl.flock`` on ``<votes>.lock``), written, flushed and fsynced before :meth:`VoteStore.append`
 returns, so a vote the rater saw as "saved" survives a crash or power loss. Rows are
 never rewritten: changing a vote appends a new row whose ``supersedes`` names the row
 it replaces, and only the latest row per ``(rater, test_id, trial_id)`` counts
@@ -54,22 +54,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import fcntl
 import io
 import logging
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import VoteError
+from .fsutil import file_lock, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -693,7 +692,6 @@ class VoteStore:
     def __init__(self, path: Pathlike):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self._tlock = threading.RLock()
         self._index: dict[tuple[str, str], dict[str, VoteRef]] = {}  # (rater, test_id) -> trial_id -> vote
         self._ids: dict[str, tuple[str, str, str]] = {}
         self._rows = 0  # data rows in the file
@@ -705,28 +703,15 @@ class VoteStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._tlock:
+        with ExitStack() as stack:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                stack.enter_context(file_lock(self.lock_path))
             except OSError as e:
-                fd = self._open_lock_for_reading(e)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing releases the flock
-
-    def _open_lock_for_reading(self, why: OSError) -> int:
-        """Open an existing lock file read-only (a read-only or full votes folder still lets
-        votes be read; appending then fails on the vote file itself)."""
-        try:
-            return os.open(self.lock_path, os.O_RDONLY)
-        except OSError:
-            raise VoteError(
-                f"{self.lock_path}: cannot open the vote lock file ({why}); "
-                "check that the votes folder exists, is writable and has free space"
-            ) from why
+                raise VoteError(
+                    f"{self.lock_path}: cannot open the vote lock file ({e}); "
+                    "check that the votes folder exists, is writable and has free space"
+                ) from e
+            yield
 
     def recover(self) -> Path | None:
         """Check the file; set an incomplete last row aside into a side file.
@@ -793,7 +778,7 @@ class VoteStore:
                 f"{self.path}: written by an older version and cannot be upgraded now ({e}); "
                 "make the votes folder writable and restart"
             ) from e
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         log.warning("%s: upgraded to the current vote columns; the original is kept as %s", self.path, backup)
         self._size = -1
 
@@ -818,7 +803,7 @@ class VoteStore:
                 f"{self.path}: {why}, and it cannot be set aside now ({e}); "
                 "make the votes folder writable (free some space) and restart"
             ) from e
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         log.warning(
             "%s: %s; moved its %d bytes to %s; the rows before it are intact",
             self.path,
@@ -921,7 +906,7 @@ class VoteStore:
             finally:
                 os.close(fd)
             if new_file:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             self._rows += 1
             ref = VoteRef(vote.vote_id, vote.time_utc, vote.choice, self._rows + 1)
             self._index.setdefault((vote.rater, vote.test_id), {})[vote.trial_id] = ref
@@ -949,16 +934,3 @@ def _write_all(fd: int, payload: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

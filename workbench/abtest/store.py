@@ -11,7 +11,6 @@ atomically and schedules are append-only.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import VoteError, WorkbenchError
-from ..fsutil import write_json_atomic
+from ..fsutil import file_lock, write_json_atomic
 from ..votes import BadVote
 from .plan import STATUSES, TestPlan, check_test_id
 from .schedule import RaterSchedule, draw_schedule, schedule_from_dict
@@ -36,8 +35,6 @@ Pathlike = str | Path
 class _Shared:
     """What every PlanStore on one folder shares in this process."""
 
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    depth: int = 0  # nesting of locked() in the thread holding ``lock`` (flock is taken once)
     plans: dict = field(default_factory=dict)  # test_id -> ((mtime_ns, size), TestPlan)
     schedules: dict = field(default_factory=dict)  # (test_id, rater) -> RaterSchedule
 
@@ -58,23 +55,8 @@ class PlanStore:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's lock (re-entrant in one thread; ``flock`` across processes)."""
-        with self._s.lock:
-            if self._s.depth:
-                self._s.depth += 1
-                try:
-                    yield
-                finally:
-                    self._s.depth -= 1
-                return
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._s.depth = 1
-                yield
-            finally:
-                self._s.depth = 0
-                os.close(fd)  # closing releases the flock
+        with file_lock(self.folder / ".lock"):
+            yield
 
     def _path(self, test_id: str) -> Path:
         return self.folder / f"{check_test_id(test_id)}.json"
