@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -421,6 +422,10 @@ def test_planned_votes():
     # too few raters: no feasible size, and the note says what to do
     few = stats.planned_votes(3, n_raters=3, n_clips=8)
     assert few.votes_per_pair is None and "add raters" in few.note
+    # ... and how many would do (checked: that many raters is feasible, one fewer is not)
+    more = int(re.search(r"e\.g\. (\d+) raters with these 8 clips", few.note).group(1))
+    assert stats.planned_votes(3, n_raters=more, n_clips=8).votes_per_pair is not None
+    assert stats.planned_votes(3, n_raters=more - 1, n_clips=8).votes_per_pair is None
     assert stats.planned_votes(1, n_raters=1, n_clips=8).votes_per_pair is None
     with pytest.raises(ValueError, match="min_effect"):
         stats.planned_votes(1, min_effect=0.4)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize
@@ -113,6 +114,7 @@ class SamplePlan:
         )
 
 
+@lru_cache(maxsize=4096)
 def _effective_needed(p: float, crit: float, df: float, power: float) -> float:
     """Effective votes for which the score statistic crosses ``crit`` (t scale) with ``power``.
 
@@ -218,6 +220,7 @@ def planned_votes(
             note=(
                 f"with {r} raters and {c} clips no number of votes reaches {power:.0%} power for a "
                 f"{min_effect:.0%} preference (votes of one rater or clip are correlated); add raters or clips"
+                + _suggestion(r, c, min_effect, alpha / m, power, icc_rater, icc_clip)
             ),
             **base,
         )
@@ -231,6 +234,26 @@ def planned_votes(
         n_eff=n0,
         **base,
     )
+
+
+def _feasible(r: int, c: int, effect: float, alpha: float, power: float, icc_r: float, icc_c: float) -> bool:
+    df = min(r, c) - 1
+    if df < 1:
+        return False
+    n0 = _effective_needed(effect, t_quantile_for(sequential_boundary(alpha), df), df, power)
+    return n0 * (icc_r / r + icc_c / c) < 1
+
+
+def _suggestion(r: int, c: int, effect: float, alpha: float, power: float, icc_r: float, icc_c: float) -> str:
+    """ "(e.g. 14 raters, or 12 clips)": the fewest raters (clips kept) or clips (raters kept) that would do."""
+    options = []
+    more_r = next((x for x in range(r + 1, 201) if _feasible(x, c, effect, alpha, power, icc_r, icc_c)), None)
+    more_c = next((x for x in range(c + 1, 201) if _feasible(r, x, effect, alpha, power, icc_r, icc_c)), None)
+    if more_r:
+        options.append(f"{more_r} raters with these {c} clips")
+    if more_c:
+        options.append(f"{more_c} clips with these {r} raters")
+    return f" (e.g. {' or '.join(options)})" if options else ""
 
 
 def target_from_plan(plan) -> int | None:
