@@ -178,6 +178,46 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fp16(args: argparse.Namespace) -> int:
+    """Store a checkpoint's weights in float16, render the standard grid with both, print the verdict."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .catalog import load_catalog
+    from .fp16 import catalog_entry, format_report, fp16_check, register
+    from .render import Renderer
+
+    cat = load_catalog(args.config)
+    ck = cat.checkpoint(args.checkpoint)
+    out = Path(args.out) if args.out else (ck.model_dir.parent / f"{ck.name}-fp16" if ck.model_dir else None)
+    if out is None:
+        raise WorkbenchError(f"checkpoint {ck.name} has no model_dir; pass --out DIR")
+    with tqdm(total=100, unit="%", dynamic_ncols=True, file=sys.stderr) as bar:
+
+        def progress(frac: float, label: str) -> None:
+            bar.set_postfix_str(label[:60], refresh=False)
+            bar.update(round(100 * frac) - bar.n)
+
+        report = fp16_check(
+            lambda c: Renderer(c, device=args.device),
+            cat,
+            args.checkpoint,
+            out,
+            references=args.references,
+            sentences=args.sentences,
+            progress=progress,
+        )
+    print(format_report(report), end="")
+    if args.register:
+        register(cat.path, report.derived)
+        print(f"added checkpoints.{report.derived.name} to {cat.path}")
+    else:
+        print(f"\nto use it in the app, add to checkpoints: in {cat.path} (or rerun with --register):")
+        print(catalog_entry(report.derived, cat.path.parent), end="")
+    return 1 if report.failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -214,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
     pl.add_argument("--json", action="store_true", help="print the design summary as JSON")
     pl.set_defaults(func=cmd_plan)
+
+    f = sub.add_parser("fp16", help="store a checkpoint's weights in float16 and compare it with the original")
+    f.add_argument("checkpoint", help="checkpoint name in the catalog (needs model files)")
+    f.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
+    f.add_argument("--out", default=None, help="folder for the float16 copy (default: <model_dir>/../<name>-fp16)")
+    f.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: settings.device")
+    f.add_argument("--references", default="all", help="comma-separated reference ids or all (default: all)")
+    f.add_argument("--sentences", default="all", help="comma-separated sentence ids or all (default: all)")
+    f.add_argument("--register", action="store_true", help="add <name>-fp16 to the catalog file")
+    f.set_defaults(func=cmd_fp16)
 
     r = sub.add_parser("render", help="render a matrix of clips with progress; writes clips + manifest.csv")
     r.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
