@@ -77,7 +77,8 @@ def test_cli_converts_renders_both_and_prints_a_verdict(tmp_path, tiny_xtts_dir,
     cat = load_catalog(cat_path)  # registered, valid, same settings
     assert cat.checkpoints["tiny-fp16"].model_dir == out
     assert cat.checkpoints["tiny-fp16"].inference == cat.checkpoints["tiny"].inference
-    assert "added checkpoints.tiny-fp16" in text
+    assert f"added checkpoint tiny-fp16 to {cat_path.with_name('checkpoints.added.yaml')}" in text
+    assert "tiny-fp16" not in cat_path.read_text()  # the team's catalog file is left alone
 
 
 def test_cli_refuses_a_checkpoint_without_model_files(demo_catalog_path, capsys):
@@ -86,9 +87,11 @@ def test_cli_refuses_a_checkpoint_without_model_files(demo_catalog_path, capsys)
     assert "fp16 needs its XTTS model files, but it renders from demo" in capsys.readouterr().err
 
 
-def test_register_refuses_a_name_that_exists(tmp_path, tiny_xtts_dir):
-    cat_path = write_tiny_catalog(tmp_path / "cat", {"tiny": tiny_xtts_dir, "tiny-fp16": tiny_xtts_dir})
+def test_register_adds_to_the_overlay_and_refuses_a_name_that_exists(tmp_path, tiny_xtts_dir):
+    cat_path = write_tiny_catalog(tmp_path / "cat", {"tiny": tiny_xtts_dir})
     cat = load_catalog(cat_path)
+    fp16.register(cat_path, fp16.derived_checkpoint(cat.checkpoint("tiny"), tiny_xtts_dir))
+    assert load_catalog(cat_path).checkpoints["tiny-fp16"].model_dir == tiny_xtts_dir
     from workbench.errors import CatalogError
 
     with pytest.raises(CatalogError, match="tiny-fp16 exists already"):

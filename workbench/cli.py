@@ -210,8 +210,8 @@ def cmd_fp16(args: argparse.Namespace) -> int:
         )
     print(format_report(report), end="")
     if args.register:
-        register(cat.path, report.derived)
-        print(f"added checkpoints.{report.derived.name} to {cat.path}")
+        where = register(cat.path, report.derived)
+        print(f"added checkpoint {report.derived.name} to {where}")
     else:
         print(f"\nto use it in the app, add to checkpoints: in {cat.path} (or rerun with --register):")
         print(catalog_entry(report.derived, cat.path.parent), end="")
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: settings.device")
     f.add_argument("--references", default="all", help="comma-separated reference ids or all (default: all)")
     f.add_argument("--sentences", default="all", help="comma-separated sentence ids or all (default: all)")
-    f.add_argument("--register", action="store_true", help="add <name>-fp16 to the catalog file")
+    f.add_argument("--register", action="store_true", help="add <name>-fp16 to the catalog's added checkpoints")
     f.set_defaults(func=cmd_fp16)
 
     r = sub.add_parser("render", help="render a matrix of clips with progress; writes clips + manifest.csv")

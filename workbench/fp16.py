@@ -307,33 +307,38 @@ def format_report(report: Fp16Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def register(catalog_path: Path, ck: Checkpoint) -> None:
-    """Add ``ck`` at the end of the ``checkpoints:`` section of the catalog file (kept otherwise as is).
+def register(catalog_path: Path, ck: Checkpoint) -> Path:
+    """Add ``ck`` to the catalog's overlay of added checkpoints (``<stem>.added.yaml``); returns its path.
 
-    The new text is validated before it replaces the file. Raises
-    :class:`~workbench.errors.CatalogError` when the file already names ``ck`` or the
-    result would not be valid.
+    The app watches that file, so the checkpoint shows up without a restart; the
+    catalog file itself is not touched. The new overlay is validated before it replaces
+    the old one. Raises :class:`~workbench.errors.CatalogError` when the name is taken.
     """
     import yaml
 
-    from .catalog import parse_catalog
+    from .catalog import load_catalog, overlay_path, parse_overlay
+    from .catalog_live import OVERLAY_HEADER
     from .errors import CatalogError
 
-    catalog_path = Path(catalog_path)
-    text = catalog_path.read_text(encoding="utf-8")
-    cat = parse_catalog(text, path=catalog_path)
+    cat = load_catalog(catalog_path)
     if ck.name in cat.checkpoints:
-        raise CatalogError(f"{catalog_path.name}: checkpoints.{ck.name} exists already; remove it first")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    section = next(v for k, v in root.value if k.value == "checkpoints")
-    if not isinstance(section, yaml.MappingNode) or section.flow_style:
-        raise CatalogError(f"{catalog_path.name}: checkpoints must be a block mapping to add {ck.name} to it")
-    lines = text.splitlines(keepends=True)
-    at = section.end_mark.line  # the line after the section's last entry
-    if section.end_mark.column > 0:  # the section runs to the end of the file without a newline
-        lines[-1] = lines[-1].rstrip("\n") + "\n"
-        at = len(lines)
-    new = "".join(lines[:at]) + catalog_entry(ck, catalog_path.parent) + "".join(lines[at:])
-    parse_catalog(new, path=catalog_path)
-    with atomic_open(catalog_path, "w", encoding="utf-8") as f:
-        f.write(new)
+        raise CatalogError(f"{cat.path.name}: checkpoint {ck.name} exists already; remove it first")
+    path = overlay_path(cat.path)
+    entries: dict = {}
+    if path.is_file():
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        entries = dict((data.get("checkpoints") or {}) if isinstance(data, dict) else {})
+    base = path.resolve().parent
+    model_dir = ck.model_dir.resolve()
+    entries[ck.name] = {
+        "backend": "xtts",
+        "model_dir": str(model_dir.relative_to(base)) if model_dir.is_relative_to(base) else str(model_dir),
+        "notes": ck.notes,
+        "inference": ck.inference.model_dump(mode="json"),
+    }
+    text = OVERLAY_HEADER + yaml.safe_dump({"checkpoints": entries}, sort_keys=False, allow_unicode=True)
+    main = {k: v for k, v in cat.checkpoints.items() if k not in entries}
+    parse_overlay(text, path=path, existing=main)  # never write a file the app could not load
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
