@@ -414,6 +414,14 @@ def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
     sp = stats.planned_votes(3, n_raters=20, n_clips=12)
     (plans / "t1.json").write_text(json.dumps({"test_id": "t1", "sample_size": sp.to_dict()}))
     assert report.build_summary(votes_csv, "t1", plans_dir=plans).plan == sp
+    # a plan that recorded "no size is reachable" keeps that: nothing is settled, and it says why
+    few = stats.planned_votes(3, n_raters=3, n_clips=8)
+    (plans / "t1.json").write_text(
+        json.dumps({"test_id": "t1", "planned_votes_per_pair": 0, "sample_size": few.to_dict()})
+    )
+    s = report.build_summary(votes_csv, "t1", plans_dir=plans)
+    assert s.plan == few and not s.pairs["settled"].any()
+    assert any("No planned size is feasible (recorded in the plan)" in x for x in report.headline(s))
     # no plan (or an unreadable one): defaults, and the report says so
     (plans / "t1.json").write_text("{not json")
     s = report.build_summary(votes_csv, "t1", plans_dir=plans)

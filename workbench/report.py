@@ -73,11 +73,11 @@ def plan_for(plans_dir: Pathlike | None, test_id: str | None):
     if not isinstance(raw, dict):
         return None
     size = raw.get("sample_size")
-    if isinstance(size, dict) and stats.target_from_plan(size) is not None:
-        try:
+    if isinstance(size, dict):
+        try:  # recorded as planned, even when no size was reachable (the verdicts then say so)
             return stats.SamplePlan.from_dict({**size, "source": "plan"})
         except TypeError:
-            return stats.target_from_plan(size)
+            pass
     target = stats.target_from_plan(raw)
     return None if target is None else {"planned_votes_per_pair": target, "min_effect": raw.get("min_effect")}
 

@@ -297,8 +297,11 @@ def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: floa
     size = plan.get("sample_size") if isinstance(plan, dict) else getattr(plan, "sample_size", None)
     if isinstance(size, SamplePlan):
         return size
-    if isinstance(size, dict) and target_from_plan(size):
-        return SamplePlan.from_dict({**size, "source": "plan"})
+    if isinstance(size, dict) and "votes_per_pair" in size:
+        try:
+            return SamplePlan.from_dict({**size, "source": "plan"})
+        except TypeError:
+            pass
     target = plan if isinstance(plan, int) and not isinstance(plan, bool) else target_from_plan(plan)
     if target:
         effect = plan.get("min_effect") if isinstance(plan, dict) else getattr(plan, "min_effect", None)
