@@ -84,7 +84,7 @@ def test_admin_sees_tables_and_charts_and_follows_a_link_to_compare(page, auth_a
     ).to_be_visible()
     # 4 decisive votes per pair from 2 raters: preliminary, and not told apart
     expect(page.get_by_text("Ranking of checkpoints, best first", exact=False)).to_be_visible()
-    expect(page.get_by_text("not settled yet", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Not settled", exact=False).first).to_be_visible()
     # the four charts are drawn images
     charts = page.locator("[data-testid=matplotlib] img")
     expect(charts).to_have_count(4)
