@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx.extras["share"] = args.share  # behind the share tunnel, client addresses come in X-Forwarded-For
     ctx.extras["limits"] = Limits(idle_s=args.idle_hours * 3600, min_free_bytes=int(args.min_free_gb * 1e9))
     demo = build_app(ctx)
+    from workbench.comparison import start_warm_up
+
+    start_warm_up()  # first-use work (imports, JIT, speaker encoder, fonts) while the page opens
     demo.queue(default_concurrency_limit=8, api_open=False)  # no direct POSTs that skip the queue
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(ctx))
     return 0

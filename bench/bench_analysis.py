@@ -4,8 +4,11 @@
   silence, F0 and its statistics, centroid, tilt, speaker embeddings and similarity,
   MCD after DTW, the exact-match verdict raw and aligned) as a fraction of real time:
   target at most 0.1x, i.e. 2 s for the pair;
-- waveform overlay of two 10-minute clips drawn to PNG through min/max envelopes:
-  target under 1 s and at least 10x faster than plotting every sample with matplotlib.
+- waveform overlay of two 10-minute clips drawn to PNG from their min/max envelope
+  pyramids (built once per clip and kept beside it in the cache; the build is reported
+  apart): target at most 0.1 s and at least 50x faster than plotting every sample with
+  matplotlib;
+- zoom: the same overlay redrawn for a 30 s window from the pyramids: target at most 0.1 s.
 
 Both are warm numbers (a long-running app pays imports and the speaker encoder's load
 once); the first call's extra cost is printed beside the figure.
@@ -91,10 +94,11 @@ def bench_metrics(quick: bool) -> list[dict]:
     ]
 
 
-def _overlay_envelopes(a: np.ndarray, b: np.ndarray, path: Path) -> None:
+def _overlay_envelopes(a: np.ndarray, b: np.ndarray, path: Path, pyramids=None, time_range=None) -> None:
     from workbench import plots
 
-    plots.save_png(plots.waveform_overlay([a, b], sr=SR, labels=["a", "b"]), path)
+    fig = plots.waveform_overlay([a, b], sr=SR, labels=["a", "b"], pyramids=pyramids, time_range=time_range)
+    plots.save_png(fig, path)
 
 
 def _overlay_every_sample(a: np.ndarray, b: np.ndarray, path: Path) -> None:
@@ -114,34 +118,55 @@ def bench_overlay(quick: bool) -> list[dict]:
     rng = np.random.default_rng(0)
     a = demo_speech("feb1", minutes * 60)
     b = (demo_speech("apr27", minutes * 60) + 0.01 * rng.standard_normal(int(minutes * 60 * SR))).astype(np.float32)
+    from workbench.analysis import EnvelopePyramid
+
     with tempfile.TemporaryDirectory() as tmp, one_core():
         out = Path(tmp)
         _overlay_envelopes(a[:SR], b[:SR], out / "warm.png")
-        fast = []
-        for i in range(3):
-            t0 = time.perf_counter()
-            _overlay_envelopes(a, b, out / f"env{i}.png")
-            fast.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
+        pyramids = [EnvelopePyramid.build(a, sr=SR), EnvelopePyramid.build(b, sr=SR)]
+        build = (time.perf_counter() - t0) / 2
+        # CPU seconds of this process (one core): on a shared machine wall time also counts
+        # the other processes' turns; on an idle one the two agree
+        fast, zoom, walls = [], [], []
+        for i in range(5):
+            w0, t0 = time.perf_counter(), time.process_time()
+            _overlay_envelopes(a, b, out / f"env{i}.png", pyramids)
+            fast.append(time.process_time() - t0)
+            walls.append(time.perf_counter() - w0)
+            t0 = time.process_time()
+            _overlay_envelopes(a, b, out / f"zoom{i}.png", pyramids, time_range=(60.0 + 10 * i, 90.0 + 10 * i))
+            zoom.append(time.process_time() - t0)
+        t0 = time.process_time()
         _overlay_every_sample(a, b, out / "full.png")
-        slow = time.perf_counter() - t0
-    t = statistics.median(fast)
+        slow = time.process_time() - t0
+    t, tz, wall = statistics.median(fast), statistics.median(zoom), statistics.median(walls)
     ratio = slow / t
     label = f"two {minutes:.0f}-minute clips"
     return [
         {
-            "name": f"overlay: {label}, min/max envelopes to PNG",
-            "figure": f"{t:.2f} s",
+            "name": f"overlay: {label}, from envelope pyramids to PNG",
+            "figure": (
+                f"{t * 1000:.0f} ms of CPU, {wall * 1000:.0f} ms wall "
+                f"(pyramid built once per clip beside the cache: {build * 1000:.0f} ms)"
+            ),
             "value": t,
-            "target": "< 1 s",
-            "passed": t < 1.0,
+            "target": "<= 100 ms",
+            "passed": t <= 0.1,
         },
         {
             "name": f"overlay: {label}, speed-up vs every sample",
-            "figure": f"{ratio:.0f}x faster ({slow:.1f} s plotting all {len(a) + len(b):,} samples)",
+            "figure": f"{ratio:.0f}x faster ({slow:.1f} s of CPU plotting all {len(a) + len(b):,} samples)",
             "value": ratio,
-            "target": ">= 10x",
-            "passed": ratio >= 10,
+            "target": ">= 50x",
+            "passed": ratio >= 50,
+        },
+        {
+            "name": f"overlay zoom: {label}, 30 s window redrawn",
+            "figure": f"{tz * 1000:.0f} ms of CPU",
+            "value": tz,
+            "target": "<= 100 ms",
+            "passed": tz <= 0.1,
         },
     ]
 
@@ -150,6 +175,12 @@ def run(quick: bool = False) -> list[dict]:
     return bench_metrics(quick) + bench_overlay(quick)
 
 
+def run_overlay(quick: bool = False) -> list[dict]:
+    """Only the overlay and zoom figures (``python bench/bench_analysis.py --overlay``)."""
+    return bench_overlay(quick)
+
+
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+    rows = run_overlay if "--overlay" in sys.argv else run
+    for row in rows(quick="--quick" in sys.argv):
         print(f"{row['name']}: {row['figure']} (target {row['target']}) {'pass' if row['passed'] else 'FAIL'}")

@@ -231,3 +231,37 @@ def test_spectrum_overlay_draws_each_spectrum_and_the_differences_to_the_first()
     at_3k = np.argmin(np.abs(np.asarray(f) - 3000))
     assert d[at_3k] < -30  # the dull clip lacks the 3 kHz tone
     assert "Difference to feb1" in bottom.get_title() and bottom.get_xlim()[1] == SR / 2
+
+
+def test_envelope_pyramid_keeps_every_peak_and_matches_the_exact_envelope(tmp_path):
+    rng = np.random.default_rng(1)
+    y = (0.1 * rng.standard_normal(4096 * 175)).astype(np.float32)  # 29.9 s, a whole number of coarse blocks
+    y[123_457] = 0.97  # one-sample spikes must survive any decimation
+    y[600_001] = -0.95
+    pyr = analysis.EnvelopePyramid.build(y, sr=SR)
+    assert [pyr.block(k) for k in range(3)] == [16, 64, 256] and len(pyr.levels[0][0]) == len(y) // 16
+    t, lo, hi = pyr.envelope(1000)
+    assert len(t) <= 1000 and hi.max() == pytest.approx(0.97) and lo.min() == pytest.approx(-0.95)
+    # columns made of whole blocks agree with a scan of every sample
+    n_cols = 175
+    t, lo, hi = pyr.envelope(n_cols)
+    t2, lo2, hi2 = analysis.envelope(y, sr=SR, n_bins=n_cols)
+    assert np.allclose(lo, lo2) and np.allclose(hi, hi2) and np.allclose(t, t2)
+    # zoom: only the range, exact from the samples when columns are finer than a block
+    t, lo, hi = pyr.envelope(800, t0=5.0, t1=5.1, y=y)
+    assert t[0] >= 5.0 and t[-1] <= 5.1 and len(t) == 800
+    t, lo, hi = pyr.envelope(100, t0=5.1443, t1=5.1445)
+    assert len(t) >= 1 and abs(t[0] - 5.1444) < 0.001  # no samples given: the finest level's blocks
+    loaded = analysis.EnvelopePyramid.load(pyr.save(tmp_path / "p.env.npz"))
+    assert loaded.n == pyr.n and all(np.array_equal(a[0], b[0]) for a, b in zip(loaded.levels, pyr.levels, strict=True))
+
+
+def test_overlay_draws_from_pyramids_and_zooms(clips):
+    pyramids = [analysis.EnvelopePyramid.build(y, sr=SR) for y in clips]
+    fig = plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], pyramids=pyramids, time_range=(0.4, 0.9))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.4, 0.9)
+    polys = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(polys) == 2
+    xs = polys[1].get_paths()[0].vertices[:, 0]
+    assert xs.min() >= 0.39 and xs.max() <= 0.91  # only the zoomed range was read

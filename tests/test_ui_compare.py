@@ -527,3 +527,24 @@ def test_a_checkpoint_against_itself_at_another_take(ctx):
     assert problems == [] and values["retake"] == 2 and values["checkpoints"] == ["feb1"]
     keeps_results(run(ctx, ["feb1"], retake=1), "same clip; pick another take")
     keeps_results(run(ctx, ["feb1", "apr24", "apr27", "feb1_revert"], retake=2), "more than 4 clips")
+
+
+def test_zoom_redraws_the_overlay_of_the_comparison_on_screen(ctx):
+    out = Out(run(ctx, ["feb1", "apr27"]))
+    cached = Path(out.visible_players()[1][0])
+    assert cached.with_name(cached.stem + ".env.npz").is_file()  # the pyramid lives beside the clip
+    zoomed = compare.zoom_overlay(ctx, 0.5, 1.0, req())
+    assert zoomed.endswith("_overlay_0.500-1.000.png") and Path(zoomed).read_bytes()[:4] == b"\x89PNG"
+    whole = compare.zoom_overlay(ctx, None, None, req())
+    assert whole.endswith("_overlay_all.png")
+    with pytest.warns(UserWarning, match="'to' must be after 'from'"):
+        assert compare.zoom_overlay(ctx, 2.0, 1.0, req()) == gr.skip()
+
+
+def test_warm_up_runs_once_in_the_background(tmp_path):
+    thread = comparison.start_warm_up()
+    assert comparison.start_warm_up() is thread  # once per process
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    assert comparison.warm_up(tmp_path) > 0
+    assert (tmp_path / "warm-up_overlay.png").read_bytes()[:4] == b"\x89PNG"

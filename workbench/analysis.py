@@ -20,6 +20,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -915,6 +916,101 @@ def envelope(y: np.ndarray, *, sr: int, n_bins: int) -> tuple[np.ndarray, np.nda
     hi = np.maximum.reduceat(y, starts)
     times = (starts + edges[1:] - 1) / (2.0 * sr)
     return times, lo, hi
+
+
+#: samples per block of a pyramid's finest level, and the factor between levels
+PYRAMID_BASE, PYRAMID_FACTOR = 16, 4
+
+
+@dataclass(frozen=True)
+class EnvelopePyramid:
+    """Min/max of a signal over blocks of 16, 64, 256, ... samples, for fast drawing and zoom.
+
+    Level ``k`` holds, for every block of ``PYRAMID_BASE * PYRAMID_FACTOR**k`` samples, the
+    block's minimum and maximum (the last block may be shorter). Drawing ``n_bins``
+    columns reads the coarsest level that still has at least one block per column, so a
+    10-minute clip is drawn from a few thousand numbers instead of 14 million samples;
+    zooming in reads a finer level (or the samples themselves, when given).
+
+    Build with :meth:`build`; ``levels[k]`` is ``(lo, hi)``, each ``(ceil(n / block_k),)`` float32.
+    """
+
+    n: int  # samples in the signal
+    sr: int  # sample rate (Hz)
+    levels: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    @classmethod
+    def build(cls, y: np.ndarray, *, sr: int) -> EnvelopePyramid:
+        """One pass over ``y`` (shape ``(n,)``) and then over ever smaller levels."""
+        y = _mono(y)
+        n = len(y)
+        pad = (-n) % PYRAMID_BASE
+        # pad with the edge value: it is neither a new minimum nor a new maximum of that block
+        base = np.pad(y, (0, pad), mode="edge").reshape(-1, PYRAMID_BASE) if n else np.zeros((0, PYRAMID_BASE))
+        lo, hi = base.min(axis=1), base.max(axis=1)
+        levels = [(lo.astype(np.float32), hi.astype(np.float32))]
+        while len(lo) > PYRAMID_FACTOR:
+            pad = (-len(lo)) % PYRAMID_FACTOR
+            lo = np.pad(lo, (0, pad), mode="edge").reshape(-1, PYRAMID_FACTOR).min(axis=1)
+            hi = np.pad(hi, (0, pad), mode="edge").reshape(-1, PYRAMID_FACTOR).max(axis=1)
+            levels.append((lo, hi))
+        return cls(n, int(sr), tuple(levels))
+
+    def block(self, level: int) -> int:
+        """Samples per block at ``level``."""
+        return PYRAMID_BASE * PYRAMID_FACTOR**level
+
+    def envelope(
+        self, n_bins: int, *, t0: Seconds = 0.0, t1: Seconds | None = None, y: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Min/max envelope of ``[t0, t1)`` s in ``n_bins`` columns, like :func:`envelope`.
+
+        When a column would span fewer samples than the finest block, the samples ``y``
+        are used if given (exact), else the finest level (blocks of 16 samples).
+
+        Returns ``times`` (column centres, s), ``lo`` and ``hi``, each ``(m,)`` with
+        ``m <= n_bins``; empty when the range holds no samples.
+        """
+        s0 = max(0, int(round(t0 * self.sr)))
+        s1 = self.n if t1 is None else min(self.n, int(round(t1 * self.sr)))
+        if s1 <= s0:
+            empty = np.zeros(0, dtype=np.float32)
+            return empty.astype(np.float64), empty, empty
+        per_bin = (s1 - s0) / max(1, n_bins)
+        if per_bin < PYRAMID_BASE and y is not None:
+            times, lo, hi = envelope(np.asarray(y[s0:s1]), sr=self.sr, n_bins=n_bins)
+            return times + s0 / self.sr, lo, hi
+        level = 0
+        while level + 1 < len(self.levels) and self.block(level + 1) <= per_bin:
+            level += 1
+        size = self.block(level)
+        b0, b1 = s0 // size, -(-s1 // size)  # blocks touching the range
+        lo_l, hi_l = self.levels[level][0][b0:b1], self.levels[level][1][b0:b1]
+        m = int(max(1, min(n_bins, len(lo_l))))
+        edges = (np.arange(m + 1, dtype=np.int64) * len(lo_l)) // m
+        lo = np.minimum.reduceat(lo_l, edges[:-1])
+        hi = np.maximum.reduceat(hi_l, edges[:-1])
+        first = (b0 + edges[:-1]) * size
+        last = np.minimum((b0 + edges[1:]) * size, self.n) - 1
+        return (first + last) / (2.0 * self.sr), lo, hi
+
+    def save(self, path: Path | str) -> Path:
+        """Write to ``path`` (``.npz``), atomically."""
+        from .fsutil import atomic_open
+
+        arrays = {f"lo{k}": lo for k, (lo, _) in enumerate(self.levels)}
+        arrays.update({f"hi{k}": hi for k, (_, hi) in enumerate(self.levels)})
+        with atomic_open(Path(path), durable=False) as f:
+            np.savez(f, n=np.int64(self.n), sr=np.int64(self.sr), **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> EnvelopePyramid:
+        """Read what :meth:`save` wrote. Raises ``OSError`` / ``ValueError`` / ``KeyError`` if damaged."""
+        with np.load(Path(path)) as z:
+            k = sum(1 for name in z.files if name.startswith("lo"))
+            levels = tuple((z[f"lo{i}"], z[f"hi{i}"]) for i in range(k))
+            return cls(int(z["n"]), int(z["sr"]), levels)
 
 
 # ---------------------------------------------------------------------------- speaker embeddings

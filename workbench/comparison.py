@@ -15,12 +15,14 @@ parameters and back.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -32,6 +34,8 @@ from .catalog import Catalog, reference_audio_path
 from .errors import RenderError
 from .executor import INTERACTIVE
 from .render import CLIP_SR, Clip, Renderer, RenderRequest
+
+log = logging.getLogger(__name__)
 
 MIN_CLIPS, MAX_CLIPS = 2, 4
 #: overlay alignment modes: (label for people, value)
@@ -451,6 +455,7 @@ class Measured:
     y: np.ndarray
     analysis: analysis.ClipAnalysis
     clip: Clip | None  # None for the reference recording
+    pyramid: analysis.EnvelopePyramid | None = None  # min/max levels for drawing and zooming the waveform
 
 
 @dataclass
@@ -469,6 +474,12 @@ class Comparison:
     figures: dict[str, Path]  # name -> PNG
     files: list[Path]  # PNGs and CSVs for download
     differences: dict[str, list[str]]  # clip label -> notable differences to the first checkpoint, in words
+    time_maps: list[analysis.TimeMap] = field(default_factory=list)  # overlay placement of reference + clips
+
+    @property
+    def shown(self) -> list[Measured]:
+        """The reference (when there is one) and the clips, in overlay order."""
+        return ([self.reference] if self.reference else []) + self.clips
 
     @property
     def aligned_difference(self) -> bool:
@@ -519,7 +530,11 @@ class Comparer:
         st = path.stat()
         key = ("ref", str(path), st.st_size, st.st_mtime_ns)
         return Measured(
-            f"{ref_id} (reference)", y, self.analyses.get(key, lambda: analysis.analyse(y, sr=CLIP_SR)), None
+            f"{ref_id} (reference)",
+            y,
+            self.analyses.get(key, lambda: analysis.analyse(y, sr=CLIP_SR)),
+            None,
+            self.analyses.get(("pyramid", *key), lambda: analysis.EnvelopePyramid.build(y, sr=CLIP_SR)),
         )
 
     def measure_clip(self, clip: Clip, label: str, text: str | None) -> Measured:
@@ -528,7 +543,7 @@ class Comparer:
         if sr != CLIP_SR:
             y = audio.resample(y, orig_sr=sr, target_sr=CLIP_SR)
         an = self.analyses.get((clip.key, text), lambda: analysis.analyse(y, sr=CLIP_SR, text=text))
-        return Measured(label, y, an, clip)
+        return Measured(label, y, an, clip, pyramid_for(clip, y))
 
     def compare(
         self, sel: Selection, *, out_dir: Path, align_mode: str = "trimmed", progress: Progress | None = None
@@ -573,7 +588,8 @@ class Comparer:
         report(0.85, "drawing")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        figures = _draw(shown, clips, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
+        maps = analysis.align([m.analysis for m in shown], mode=align_mode, anchor=1 if reference else 0)
+        figures = _draw(shown, clips, maps, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
         differences = difference_lines(metrics, clips[0].label, [m.label for m in clips[1:]])
         metrics_csv = out_dir / f"{sel.slug()}_metrics.csv"
         metrics.rename_axis("clip").to_csv(metrics_csv)
@@ -593,7 +609,26 @@ class Comparer:
             figures,
             [*figures.values(), metrics_csv, pairwise_csv],
             differences,
+            list(maps),
         )
+
+    def zoom(self, c: Comparison, t0: float | None, t1: float | None, *, out_dir: Path) -> Path:
+        """Redraw ``c``'s waveform overlay for ``t0``..``t1`` s (None: all) from the clips' pyramids; PNG path."""
+        span = None
+        if t0 is not None or t1 is not None:
+            ends = [float(tm(m.analysis.duration_s)) for tm, m in zip(c.time_maps, c.shown, strict=True)]
+            lo = 0.0 if t0 is None else float(t0)
+            hi = max(ends) if t1 is None else float(t1)
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+                raise RenderError(f"zoom: 'to' must be after 'from' (got {lo:g} to {hi:g} s)")
+            span = (lo, hi)
+        fig = overlay_figure(
+            c.shown, c.time_maps, c.align_mode, reference_first=c.reference is not None, time_range=span
+        )
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        name = "all" if span is None else f"{span[0]:.3f}-{span[1]:.3f}"
+        return plots.save_png(fig, out_dir / f"{c.selection.slug()}_overlay_{name}.png")
 
     def enhancement_diff(
         self,
@@ -648,9 +683,102 @@ class Comparer:
         return EnhancementDiff(plain, enhanced, table, mcd_db, png, [png, csv])
 
 
+def warm_up(out_dir: Path | None = None) -> float:
+    """Do the first-use work of a comparison now, on two synthetic clips: imports (librosa,
+    numba's compiled kernels), FFT plans, the speaker encoder's load, matplotlib's font
+    cache and PNG writer. Returns the seconds it took.
+
+    The app runs this in a background thread at start, so the first real comparison costs
+    about what every later one does.
+    """
+    import tempfile
+
+    t0 = time.perf_counter()
+    t = np.arange(int(1.5 * CLIP_SR)) / CLIP_SR
+    voice = (0.3 * np.sin(2 * np.pi * (140 + 20 * np.sin(2 * np.pi * 3 * t)) * t)).astype(np.float32)
+    a, b = voice, np.roll(voice, 240)
+    an = [analysis.analyse(y, sr=CLIP_SR, text="warm up") for y in (a, b)]
+    table = analysis.metrics_table({"a": an[0], "b": an[1]}, reference="a", anchor="a")
+    analysis.pairwise_table({"a": a, "b": b}, {"a": an[0], "b": an[1]}, sr=CLIP_SR)
+    analysis.match_verdict(a, b, sr=CLIP_SR, align=True)
+    difference_lines(table, "a", ["b"])
+    audio.loudness(a, CLIP_SR)
+    with tempfile.TemporaryDirectory() as tmp:
+        shown = [
+            Measured(name, y, x, None, analysis.EnvelopePyramid.build(y, sr=CLIP_SR))
+            for name, y, x in zip(("a", "b"), (a, b), an, strict=True)
+        ]
+        maps = analysis.align([m.analysis for m in shown], mode="dtw")
+        verdict = analysis.match_verdict(a, b, sr=CLIP_SR)
+        _draw(shown, shown, maps, "dtw", verdict, None, Path(out_dir or tmp), "warm-up")
+    return time.perf_counter() - t0
+
+
+def start_warm_up() -> threading.Thread:
+    """Run :func:`warm_up` in a daemon thread (once per process); returns the thread."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+
+            def run() -> None:
+                try:
+                    log.info("warm-up done in %.1f s", warm_up())
+                except Exception:  # a failed warm-up only means a slower first comparison
+                    log.exception("warm-up failed")
+
+            _warm_thread = threading.Thread(target=run, name="compare-warm-up", daemon=True)
+            _warm_thread.start()
+        return _warm_thread
+
+
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def pyramid_for(clip: Clip, y: np.ndarray) -> analysis.EnvelopePyramid:
+    """The clip's envelope pyramid, kept beside it in the cache (``<key>.env.npz``); built once."""
+    path = clip.path.with_name(clip.path.stem + ".env.npz")
+    try:
+        pyr = analysis.EnvelopePyramid.load(path)
+        if pyr.n == len(y) and pyr.sr == CLIP_SR:
+            return pyr
+    except (OSError, ValueError, KeyError):
+        pass  # missing or damaged: build it again
+    pyr = analysis.EnvelopePyramid.build(y, sr=CLIP_SR)
+    try:
+        pyr.save(path)
+    except OSError as e:  # a read-only cache still draws, only slower next time
+        log.warning("cannot keep the waveform pyramid beside %s: %s", clip.path.name, e)
+    return pyr
+
+
+def overlay_figure(
+    shown: Sequence[Measured],
+    maps: Sequence[analysis.TimeMap],
+    align_mode: str,
+    *,
+    reference_first: bool,
+    time_range: tuple[float, float] | None = None,
+):
+    """The waveform overlay of ``shown`` (from their pyramids), optionally zoomed to ``time_range`` s."""
+    mode_text = dict((v, k) for k, v in ALIGN_CHOICES)[align_mode]
+    zoom = f", {time_range[0]:.2f}-{time_range[1]:.2f} s" if time_range else ""
+    return plots.waveform_overlay(
+        [m.y for m in shown],
+        sr=CLIP_SR,
+        labels=[m.label for m in shown],
+        time_maps=maps,
+        colors=plots.colors_for(len(shown), reference_first=reference_first),
+        title=f"Waveforms, {mode_text}{zoom}",
+        pyramids=[m.pyramid for m in shown],
+        time_range=time_range,
+    )
+
+
 def _draw(
     shown: list[Measured],
     clips: list[Measured],
+    maps: list[analysis.TimeMap],
     align_mode: str,
     verdict: analysis.MatchResult | None,
     verdict_aligned: analysis.MatchResult | None,
@@ -659,19 +787,11 @@ def _draw(
 ) -> dict[str, Path]:
     has_ref = len(shown) > len(clips)
     anchor = 1 if has_ref else 0
-    maps = analysis.align([m.analysis for m in shown], mode=align_mode, anchor=anchor)
     labels = [m.label for m in shown]
     colors = plots.colors_for(len(shown), reference_first=has_ref)
     mode_text = dict((v, k) for k, v in ALIGN_CHOICES)[align_mode]
     figs = {
-        "overlay": plots.waveform_overlay(
-            [m.y for m in shown],
-            sr=CLIP_SR,
-            labels=labels,
-            time_maps=maps,
-            colors=colors,
-            title=f"Waveforms, {mode_text}",
-        ),
+        "overlay": overlay_figure(shown, maps, align_mode, reference_first=has_ref),
         "spectrograms": plots.spectrograms(
             [m.analysis.mel_db for m in shown],
             sr=CLIP_SR,

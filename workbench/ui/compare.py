@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -383,9 +384,40 @@ def compare(
         c = _comparer(ctx).compare(
             sel, out_dir=_output_dir(ctx), align_mode=align_mode or "trimmed", progress=_progress(progress)
         )
+        _remember(ctx, request, c)
         return compare_outputs(ctx, c)
     except Exception as e:  # one message in one place; the last good results stay on screen
         return _keep_results(N_COMPARE_OUTPUTS, failure(ctx, "compare", e))
+
+
+#: comparisons kept for zooming, one per browser session (the most recent sessions)
+KEPT_COMPARISONS = 16
+
+
+def _remember(ctx: AppContext, request: gr.Request | None, c: Comparison) -> None:
+    """Keep ``c`` as this session's comparison on screen (zooming redraws from it)."""
+    kept = ctx.extras.setdefault("shown_comparisons", OrderedDict())
+    key = getattr(request, "session_hash", None) or "local"
+    kept[key] = c
+    kept.move_to_end(key)
+    while len(kept) > KEPT_COMPARISONS:
+        kept.popitem(last=False)
+
+
+def zoom_overlay(ctx: AppContext, t0: float | None, t1: float | None, request: gr.Request):
+    """Redraw the overlay of this session's comparison for ``t0``..``t1`` s (both empty: everything)."""
+    require_admin(ctx, request)
+    c = ctx.extras.get("shown_comparisons", {}).get(getattr(request, "session_hash", None) or "local")
+    if c is None:
+        gr.Warning("Compare first; then zoom into its waveform overlay.")
+        return gr.skip()
+    whole = t0 in (None, "") and t1 in (None, "")
+    try:
+        return str(_comparer(ctx).zoom(c, None if whole else t0, None if whole else t1, out_dir=_output_dir(ctx)))
+    except WorkbenchError as e:
+        log.info("zoom refused: %s", e)
+        gr.Warning(str(e))
+        return gr.skip()
 
 
 def _query(request: gr.Request | None) -> dict[str, str]:
@@ -646,6 +678,11 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
                     players.append(gr.Audio(label=f"clip {i + 1}", type="filepath", interactive=False))
                     players.append(gr.Markdown(elem_classes="wb-muted"))
         overlay = image(label="Waveform overlay (min/max envelopes)")
+        with gr.Row():
+            zoom_from = gr.Number(label="Zoom from (s)", value=None, minimum=-3600, maximum=3600, min_width=100)
+            zoom_to = gr.Number(label="to (s)", value=None, minimum=-3600, maximum=3600, min_width=100)
+            zoom_run = gr.Button("Zoom overlay", size="sm")
+            zoom_all = gr.Button("Whole clips", size="sm")
         difference = image(label="Difference of the first two checkpoints")
         spectrum = image(label="Long-term average spectrum and difference to the first checkpoint")
         spectro = image(label="Log-mel spectrograms (one colour scale)")
@@ -721,6 +758,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         [add_name, add_folder, add_zip, add_notes, checkpoints],
         [add_result, checkpoints],
         api_name=False,
+    )
+    zoom_run.click(bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_name=False)
+    zoom_all.click(lambda: (None, None), None, [zoom_from, zoom_to], api_name=False, queue=False).then(
+        bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_name=False
     )
     demo.load(bind(catalog_note, ctx), None, catalog_box, api_name=False)
     gr.Timer(5.0).tick(bind(catalog_note, ctx), None, catalog_box, api_name=False, show_progress="hidden")
