@@ -658,35 +658,8 @@ def _records(df: pd.DataFrame | None, columns: list[str]) -> list[dict] | None:
     return [{c: _clean(v) for c, v in zip(columns, row, strict=True)} for row in df[columns].itertuples(index=False)]
 
 
-_JSON_PAIR = [
-    "kind",
-    "item_a",
-    "item_b",
-    "wins_a",
-    "wins_b",
-    "ties",
-    "n",
-    "decisive",
-    "used",
-    "raters",
-    "clips",
-    "n_eff",
-    "deff",
-    "win_rate",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "target",
-    "target_source",
-    "p_seq",
-    "p_adj",
-    "comparisons",
-    "verdict_confidence",
-    "verdict_low",
-    "verdict_high",
-    "verdict",
-    "leader",
-]
+#: pair columns in the JSON document (``settled`` is implied by ``verdict``)
+_JSON_PAIR = [c for c in stats.PAIR_COLUMNS if c != "settled"]
 
 
 def report_json(summary) -> dict:

@@ -114,28 +114,10 @@ COLUMNS: tuple[str, ...] = (
     "fetched_b",
     "rater_role",
 )
+#: optional columns of the older header that a reader derives or leaves empty (see :func:`read_votes`)
+_DERIVED = ("winner", "repeat_of", "supersedes")
 #: the columns a vote file must have (any order); the others are derived or left empty
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "vote_id",
-    "time_utc",
-    "rater",
-    "test_id",
-    "trial_id",
-    "reference",
-    "sentence_id",
-    "checkpoint_a",
-    "checkpoint_b",
-    "preset_a",
-    "preset_b",
-    "a_side",
-    "choice",
-    "reasons",
-    "comment",
-    "played_a_s",
-    "played_b_s",
-    "decision_s",
-    "app_version",
-)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS[: COLUMNS.index("app_version") + 1] if c not in _DERIVED)
 #: headers written by earlier versions of the store (upgraded in place when the store opens)
 LEGACY_HEADERS: tuple[tuple[str, ...], ...] = (COLUMNS[: COLUMNS.index("app_version") + 1],)
 #: what a trial is for (see the module docstring)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import VoteTableError
-from ..votes import REASONS
+from ..votes import REASONS, TRIAL_KINDS
 from . import planning
 from .primitives import (
     ALPHA,
@@ -60,8 +60,6 @@ REQUIRED_COLUMNS = (
 )
 #: reason tags a rater can attach to a vote (the vote store's list)
 REASON_TAGS = REASONS
-#: the trial kinds (see ``workbench.votes``)
-TRIAL_KINDS = ("test", "repeat", "control", "training")
 #: an item with fewer decisive votes than this is marked preliminary in rankings
 MIN_ITEM_VOTES = 10
 #: item kinds, ranked separately
