@@ -34,6 +34,7 @@ from ..abtest import (
     summary_lines,
 )
 from ..abtest import load_plan_file as build_plan_file
+from ..comparison import preset_offer
 from ..errors import CatalogError, PlanError, VoteError
 from ..render import RenderRequest
 from .blind import RENDER_GROUP, RENDER_LIMIT, _Errors, _open_tests, services
@@ -109,7 +110,7 @@ def admin_load(ctx: AppContext, request: gr.Request):
             gr.update(choices=list(cat.checkpoints), value=fields["checkpoints"]),
             gr.update(choices=list(cat.references), value=fields["references"]),
             gr.update(choices=list(cat.sentences), value=fields["sentences"]),
-            gr.update(choices=list(cat.enhancements), value=fields["presets"]),
+            gr.update(choices=preset_offer(cat).choices, value=fields["presets"]),  # only presets that can run
             _tests_table(ctx),
             gr.update(choices=choices, value=first),
             invite_link(request, first),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from ..comparison import preset_offer
 from ..errors import WorkbenchError
 from ..render import Clip, expand_matrix, manifest_row
 from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error
@@ -28,7 +29,7 @@ def panel_choices(ctx: AppContext, request: gr.Request):
         gr.CheckboxGroup(choices=list(cat.checkpoints), value=list(cat.checkpoints)),
         gr.CheckboxGroup(choices=list(cat.references), value=list(cat.references)),
         gr.CheckboxGroup(choices=list(cat.sentences), value=list(cat.sentences)),
-        gr.CheckboxGroup(choices=list(cat.enhancements), value=["none"]),
+        gr.CheckboxGroup(choices=preset_offer(cat).choices, value=["none"]),  # only presets that can run
     )
 
 
