@@ -100,7 +100,8 @@ def create_and_open(site: Site, admin: PageClient, title: str, **fields) -> str:
     msg = admin.trigger("wb-admin-create")[0].data[0]
     test_id = re.search(r"`(ab-[0-9a-f]+)`", msg).group(1)
     admin.set("wb-admin-test", test_id)
-    assert "is open" in admin.trigger("wb-admin-open")[0].data[0]
+    opened = admin.trigger("wb-admin-open")[0].data[0]
+    assert "is open" in opened and re.search(r"Median clip duration: \w+ \d+\.\d s", opened), opened
     return test_id
 
 

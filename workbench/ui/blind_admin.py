@@ -15,6 +15,7 @@ never get the panel's contents.
 from __future__ import annotations
 
 import html
+import statistics
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -317,8 +318,24 @@ def open_test(ctx: AppContext, test_id: str | None, request: gr.Request, progres
         if failed:
             raise CatalogError([str(e) for e in failed])
         svc.plans.set_status(plan.test_id, "open")
-        msg = f"**{html.escape(plan.title)}** is open: {len(reqs)} clips ready. Send raters the invite link."
+        msg = (
+            f"**{html.escape(plan.title)}** is open: {len(reqs)} clips ready. Send raters the invite link. "
+            f"{_durations(plan, reqs, results)}"
+        )
         return _admin_refresh(ctx, msg, username(ctx, request), request, pick=plan.test_id)
+
+
+def _durations(plan: TestPlan, reqs: list[RenderRequest], clips: list) -> str:
+    """Median clip duration per compared item: the models' own speaking rate, which raters hear."""
+    by_arm: dict[str, list[float]] = {}
+    for req, clip in zip(reqs, clips, strict=True):
+        arm = req.enhancement if plan.compares_presets else req.checkpoint
+        if getattr(clip, "duration", 0):
+            by_arm.setdefault(arm, []).append(clip.duration)
+    if not by_arm:
+        return ""
+    parts = ", ".join(f"{html.escape(a)} {statistics.median(d):.1f} s" for a, d in by_arm.items())
+    return f"Median clip duration: {parts} (each model's own speaking rate; raters hear it)."
 
 
 def close_test(ctx: AppContext, test_id: str | None, request: gr.Request):
