@@ -548,3 +548,13 @@ def test_warm_up_runs_once_in_the_background(tmp_path):
     assert not thread.is_alive()
     assert comparison.warm_up(tmp_path) > 0
     assert (tmp_path / "warm-up_overlay.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_routine_errors_log_one_line_without_traceback(caplog):
+    from workbench.ui.common import show_error
+
+    caplog.set_level("INFO", logger="workbench.ui.common")
+    err = show_error(RenderError("pick a sentence\nor type custom text"))
+    assert isinstance(err, gr.Error) and err.print_exception is False
+    assert [r.getMessage() for r in caplog.records] == ["refused: pick a sentence | or type custom text"]
+    assert caplog.records[0].exc_info is None

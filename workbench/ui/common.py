@@ -93,6 +93,8 @@ def require_admin(ctx: AppContext, request: gr.Request | None) -> None:
 def show_error(e: Exception) -> gr.Error:
     """Turn a workbench error into a ``gr.Error`` the user can act on (no traceback)."""
     if isinstance(e, WorkbenchError):
-        return gr.Error(str(e))
+        # a routine mistake: one log line, not Gradio's default traceback on the console
+        log.info("refused: %s", str(e).replace("\n", " | "))
+        return gr.Error(str(e), print_exception=False)
     log.exception("unexpected error")
     return gr.Error(f"Unexpected error: {type(e).__name__}. The details are in the server log.")
