@@ -286,6 +286,8 @@ if (!window.__wbBlind) {
     }
     if (!visible(byId('wb-trial'))) return;
     const k = e.key.toLowerCase();
+    // Space on a checkbox or a button keeps its own meaning (tick a reason, press the button)
+    if (k === ' ' && t && (t.tagName === 'BUTTON' || (t.tagName === 'INPUT' && t.type !== 'text'))) return;
     const act = {'1': () => click('wb-vote-a'), '2': () => click('wb-vote-b'), '0': () => click('wb-vote-none'),
                  'a': () => P.play('A'), 'b': () => P.play('B'), 'r': () => { if (P.urls.R) P.playRef(); },
                  'l': () => { P.loop = !P.loop; P.render(); }, ' ': () => P.toggle()}[k];
