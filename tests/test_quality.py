@@ -215,3 +215,23 @@ def test_regenerate_from_a_flag_renders_the_next_take(tmp_path, tiny_xtts_dir, d
     )
     with pytest.raises(RenderError, match="pre-rendered demo clips"):
         quality.regenerate(demo_store, Renderer(demo_catalog), demo)
+
+
+def test_the_batch_manifest_flags_the_demo_broken_take(demo_catalog_path, tmp_path, capsys):
+    import csv
+
+    from workbench.cli import main as cli
+
+    out = tmp_path / "out"
+    args = ["render", "--config", str(demo_catalog_path), "--out", str(out), "--checkpoints", "apr27"]
+    args += ["--references", "surya_2", "--sentences", "pangram,question,exclamation,emphasis,names"]
+    assert cli(args) == 0
+    assert "1 flagged takes (see the flags column" in capsys.readouterr().out
+    with open(out / "manifest.csv", newline="") as f:
+        rows = {r["sentence"]: r for r in csv.DictReader(f)}
+    assert rows["names"]["flagged"] == "True" and rows["names"]["flags"].startswith("3.0 s of silence at 1.3 s")
+    assert {rows[s]["flagged"] for s in ("pangram", "question", "exclamation", "emphasis")} == {"False"}
+    assert all(2.0 < float(r["dnsmos_ovrl"]) < 4.0 and 0.5 < float(r["speaker_similarity"]) <= 1 for r in rows.values())
+    assert cli([*args, "--no-quality"]) == 0  # a rerun without quality columns writes a plain manifest
+    with open(out / "manifest.csv", newline="") as f:
+        assert "flags" not in next(csv.reader(f))

@@ -119,6 +119,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     failed = sum(r["status"] != "ok" for r in rows)
     cached = sum(r["from_cache"] is True for r in rows)
     print(f"{len(rows) - failed} of {len(rows)} clips in {args.out} ({cached} from the cache); manifest: {manifest}")
+    if args.quality and failed < len(rows):
+        from .quality import QualityStore, annotate_manifest
+
+        print("measuring quality (DNSMOS, silences, clipping, duration, speaker similarity) ...", file=sys.stderr)
+        _, flagged = annotate_manifest(manifest, QualityStore(renderer.cache_dir), cat, renderer)
+        if flagged:
+            print(f"{flagged} flagged takes (see the flags column of {manifest})")
     if failed:
         print(f"{failed} items failed (see the error column of {manifest})", file=sys.stderr)
         return 1
@@ -273,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--enhance", default="none", help="comma-separated enhancement presets or all (default: none)")
     r.add_argument("--takes", type=int, default=1, help="takes per combination, seeds seed..seed+N-1 (default: 1)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: settings.device")
+    r.add_argument(
+        "--no-quality",
+        dest="quality",
+        action="store_false",
+        help="skip the quality estimates and bad-take flags in the manifest (DNSMOS costs ~0.1-0.3x real time)",
+    )
     r.add_argument("--out", default="renders", help="folder for the clips and manifest.csv (default: renders)")
     r.add_argument(
         "--cluster",

@@ -475,6 +475,7 @@ class Comparison:
     files: list[Path]  # PNGs and CSVs for download
     differences: dict[str, list[str]]  # clip label -> notable differences to the first checkpoint, in words
     time_maps: list[analysis.TimeMap] = field(default_factory=list)  # overlay placement of reference + clips
+    quality: dict = field(default_factory=dict)  # clip label -> quality.Assessment (flags), when measured
 
     @property
     def shown(self) -> list[Measured]:
@@ -511,10 +512,13 @@ class Comparer:
     catalog : the catalog selections refer to
     renderer : the renderer (and cache) clips come from
     cache_size : analysed clips kept in memory
+    quality : a :class:`~workbench.quality.QualityStore`; each compared clip then gets DNSMOS scores
+        in the metrics and bad-take flags in ``Comparison.quality`` (None: not measured)
     """
 
-    def __init__(self, catalog: Catalog, renderer: Renderer, *, cache_size: int = ANALYSIS_CACHE_SIZE):
+    def __init__(self, catalog: Catalog, renderer: Renderer, *, cache_size: int = ANALYSIS_CACHE_SIZE, quality=None):
         self.catalog = catalog
+        self.quality = quality  # a quality.QualityStore: DNSMOS and bad-take flags per clip (None: not measured)
         self.renderer = renderer
         self.analyses = AnalysisCache(cache_size)
 
@@ -580,6 +584,9 @@ class Comparer:
         pairwise = analysis.pairwise_table(
             {m.label: m.y for m in clips}, {m.label: m.analysis for m in clips}, sr=CLIP_SR
         )
+        quality = self._assess(clips, report)
+        for col in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"):
+            metrics[col] = [quality[lb].metrics.get(col) if lb in quality else math.nan for lb in metrics.index]
         verdict = verdict_aligned = None
         if len(clips) >= 2:
             verdict = analysis.match_verdict(clips[0].y, clips[1].y, sr=CLIP_SR)
@@ -610,6 +617,7 @@ class Comparer:
             [*figures.values(), metrics_csv, pairwise_csv],
             differences,
             list(maps),
+            quality,
         )
 
     def zoom(self, c: Comparison, t0: float | None, t1: float | None, *, out_dir: Path) -> Path:
@@ -629,6 +637,18 @@ class Comparer:
         out_dir.mkdir(parents=True, exist_ok=True)
         name = "all" if span is None else f"{span[0]:.3f}-{span[1]:.3f}"
         return plots.save_png(fig, out_dir / f"{c.selection.slug()}_overlay_{name}.png")
+
+    def _assess(self, clips: list[Measured], report: Callable) -> dict:
+        """Quality estimates and bad-take flags of the rendered clips (label -> Assessment); {} without a store."""
+        if self.quality is None:
+            return {}
+        from .quality import assess_clip
+
+        out = {}
+        for m in clips:
+            report(0.8, f"quality of {m.label}")
+            out[m.label] = assess_clip(self.quality, self.catalog, m.clip)
+        return out
 
     def enhancement_diff(
         self,

@@ -514,3 +514,70 @@ def regenerate(store: QualityStore, renderer, flagged: Assessment):
 
     clip = renderer.regenerate(RenderRequest.from_dict(flagged.request))
     return clip, assess_clip(store, renderer.catalog, clip)
+
+
+def assess_many(store: QualityStore, catalog, clips) -> list[Assessment]:
+    """Measure every clip first, then flag each: clips of one batch count as each other's peers."""
+    from .catalog import reference_audio_path
+
+    for clip in clips:
+        ref_path = reference_audio_path(catalog.reference(clip.request.reference))
+        store.measurement(clip, text=clip.provenance.get("text"), reference_audio=ref_path)
+    return [assess_clip(store, catalog, clip) for clip in clips]
+
+
+#: columns the batch manifest gains (see :func:`manifest_quality`)
+MANIFEST_COLUMNS = ["dnsmos_ovrl", "speaker_similarity", "flagged", "flags"]
+
+
+def manifest_quality(a: Assessment | None) -> dict:
+    """The manifest cells of one clip's assessment (empty cells for a failed render)."""
+    if a is None:
+        return {c: "" for c in MANIFEST_COLUMNS}
+
+    def num(k: str):
+        v = a.metrics.get(k, math.nan)
+        return "" if v is None or not math.isfinite(v) else round(float(v), 3)
+
+    return {
+        "dnsmos_ovrl": num("dnsmos_ovrl"),
+        "speaker_similarity": num("speaker_similarity"),
+        "flagged": a.flagged,
+        "flags": a.reasons,
+    }
+
+
+def annotate_manifest(manifest: Path, store: QualityStore, catalog, renderer) -> tuple[Path, int]:
+    """Add DNSMOS OVRL, speaker similarity and flags to a batch's ``manifest.csv`` (rewritten in place).
+
+    Returns the manifest and how many takes are flagged. Rows whose clip is not in the
+    cache (failed renders) get empty cells.
+    """
+    import csv
+
+    from .fsutil import atomic_open
+    from .render import RenderRequest
+
+    with open(manifest, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    clips = []
+    for row in rows:
+        clip = None
+        if row.get("status") == "ok" and row.get("sentence"):
+            req = RenderRequest(
+                row["checkpoint"], row["reference"], row["sentence"] or None, row["enhancement"], int(row["take"])
+            )
+            clip = renderer.cached(req)
+        clips.append(clip)
+    found = [c for c in clips if c is not None]
+    by_key = {a.key: a for a in assess_many(store, catalog, found)}
+    for row, clip in zip(rows, clips, strict=True):
+        row.update(manifest_quality(by_key.get(clip.key) if clip is not None else None))
+    fields += [c for c in MANIFEST_COLUMNS if c not in fields]
+    with atomic_open(manifest, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return manifest, sum(a.flagged for a in by_key.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import blind, catalog_panel, compare, guard, render_panel, results
+from . import blind, catalog_panel, compare, guard, quality_panel, render_panel, results
 from .common import AppContext, role_of
 
 TAB_IDS = ("compare", "blind", "results")
@@ -42,6 +42,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 catalog_panel.build(ctx, demo)
                 render_panel.build(ctx, demo)
                 compare.build(ctx, demo)
+                quality_panel.build(ctx, demo)
             with gr.Tab("Blind A/B", id="blind"):
                 blind.build(ctx, demo)
             with gr.Tab("Results", id="results", visible=open_to_all) as results_tab:

@@ -43,6 +43,7 @@ from ..comparison import (  # noqa: F401 - compare_link and parse_link are this 
 )
 from ..errors import WorkbenchError
 from .common import AppContext, bind, get_renderer, require_admin, role_of
+from .quality_panel import get_quality_store
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ METRIC_LABELS = {
     "tilt_db_per_oct": "tilt (dB/oct)",
     "speaker_similarity": "speaker sim. to ref",
     "mcd_db": "spectral distance to first (MCD, dB)",
+    "dnsmos_sig": "DNSMOS speech (SIG, 1-5)",
+    "dnsmos_bak": "DNSMOS background (BAK, 1-5)",
+    "dnsmos_ovrl": "DNSMOS overall (OVRL, 1-5)",
 }
 #: display names of the pair table's columns (the CSV keeps the short names)
 PAIR_LABELS = {
@@ -192,7 +196,7 @@ def add_old_renders(
 def _comparer(ctx: AppContext) -> Comparer:
     """The app's one :class:`Comparer` (its analysis memo is shared by every session)."""
     if "comparer" not in ctx.extras:
-        ctx.extras["comparer"] = Comparer(ctx.catalog, get_renderer(ctx))
+        ctx.extras["comparer"] = Comparer(ctx.catalog, get_renderer(ctx), quality=get_quality_store(ctx))
     return ctx.extras["comparer"]
 
 
@@ -289,6 +293,10 @@ def status_markdown(ctx: AppContext, c: Comparison) -> str:
     ]
     if c.failures:
         lines += ["", "**Not rendered:**"] + [f"- {tidy_message(ctx, f)}" for f in c.failures]
+    flagged = [(label, a) for label, a in c.quality.items() if a.flagged]
+    if flagged:  # bad-take checks (workbench.quality); "Flagged takes" below regenerates them
+        lines += ["", "**Flagged takes** (quality checks; regenerate under *Flagged takes*):"]
+        lines += [f"- ⚠ {label}: {a.reasons}" for label, a in flagged]
     if any(m.clip is not None and m.clip.is_demo for m in c.clips):
         lines.append("")
         lines.append("Clips marked **DEMO** are bundled stand-ins, not output of the checkpoints' models.")

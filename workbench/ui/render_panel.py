@@ -12,10 +12,23 @@ import pandas as pd
 
 from ..comparison import preset_offer
 from ..errors import WorkbenchError
+from ..quality import assess_many
 from ..render import Clip, expand_matrix, manifest_row
 from .common import AppContext, bind, get_renderer, require_admin, role_of, show_error
+from .quality_panel import get_quality_store
 
-COLUMNS = ["checkpoint", "reference", "sentence", "enhancement", "take", "status", "source", "duration_s", "error"]
+COLUMNS = [
+    "checkpoint",
+    "reference",
+    "sentence",
+    "enhancement",
+    "take",
+    "status",
+    "source",
+    "duration_s",
+    "flags",
+    "error",
+]
 #: most clips one click may render (a bigger matrix belongs in ``python -m workbench render``)
 MAX_BATCH = 2000
 
@@ -62,6 +75,10 @@ def batch_render(
         raise show_error(e) from None
     results = get_renderer(ctx).render_many(reqs, progress=lambda frac, label: progress(frac, desc=label))
     rows = [manifest_row(req, res) for req, res in zip(reqs, results, strict=True)]
+    ok_clips = [r for r in results if isinstance(r, Clip)]
+    flags = {a.key: a.reasons for a in assess_many(get_quality_store(ctx), ctx.catalog, ok_clips)}
+    for row in rows:
+        row["flags"] = flags.get(row["key"], "")
     ok = sum(isinstance(r, Clip) for r in results)
     cached = sum(isinstance(r, Clip) and r.from_cache for r in results)
     summary = f"{ok} of {len(reqs)} clips ready ({cached} were already in the cache); {len(reqs) - ok} failed."

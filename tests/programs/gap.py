@@ -1,0 +1,14 @@
+"""Chain-step test program: inserts SECONDS of digital silence in the middle (a bad take on demand).
+
+Usage: python gap.py INPUT OUTPUT SECONDS
+"""
+
+import sys
+
+import numpy as np
+import soundfile as sf
+
+src, dst, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+y, sr = sf.read(src, dtype="float32")
+mid = len(y) // 2
+sf.write(dst, np.concatenate([y[:mid], np.zeros(int(seconds * sr), np.float32), y[mid:]]), sr, subtype="FLOAT")
