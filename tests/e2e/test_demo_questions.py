@@ -64,7 +64,16 @@ def test_why_is_apr24_dull_next_to_feb1(page, open_app):
     expect(img).to_be_visible()
     snap(page, "q1-why-dull", answer)
     snap(page, "q1-spectrum", img)
-    snap(page, "q1-metrics", page.locator(".block", has=page.get_by_text("Metrics (st = semitones")).last)
+    metrics = page.locator(".block", has=page.get_by_text("Metrics (st = semitones")).last
+    snap(page, "q1-metrics", metrics)
+    # on a phone the table scrolls sideways instead of squeezing its columns into letters
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    widths = metrics.locator("th").evaluate_all("ths => ths.map(t => t.getBoundingClientRect().width)")
+    assert widths and min(widths) >= 60, widths
+    table = metrics.locator("table").first
+    assert table.evaluate("t => t.scrollWidth > t.parentElement.clientWidth")
+    page.set_viewport_size({"width": 1400, "height": 1000})
     # the address bar holds the comparison on screen, also after a second one
     assert parse_qs(urlparse(page.url).query)["checkpoints"] == ["feb1,apr24"]
     compare(page, ["feb1", "apr27"])

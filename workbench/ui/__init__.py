@@ -19,9 +19,9 @@ CSS = """
 .wb-empty {border: 1px dashed var(--border-color-primary); border-radius: 8px; padding: 1.2em}
 /* phones: tables scroll sideways instead of squeezing columns into letters; figures use the full width */
 @media (max-width: 640px) {
-  .wb-table table {width: max-content; min-width: 100%}
-  .wb-table th, .wb-table td {white-space: nowrap}
-  .wb-table .table-wrap, .wb-table .table-container {overflow-x: auto}
+  /* every table: columns keep a readable width (Gradio sets fitted widths inline) and scroll */
+  .table-wrap th, .table-wrap td {min-width: 6em !important; max-width: 16em !important; width: auto !important}
+  .table-wrap th .header.text {white-space: nowrap}
   .wb-figure img {width: 100% !important; height: auto !important; object-fit: contain}
   .wb-figure .image-container, .wb-figure .image-frame {height: auto !important}
 }
