@@ -415,6 +415,24 @@ def test_batch_panel_renders_with_progress(demo_catalog_path, tmp_path):
     assert "1 were already in the cache" in summary
 
 
+def test_batch_panel_cancel_skips_the_clips_not_yet_started(demo_catalog, tmp_path):
+    from workbench.ui.render_panel import batch_render, cancel_batch
+
+    ctx = _ctx(demo_catalog, tmp_path)
+    assert cancel_batch(ctx, None) == "No batch is running."
+    answers = []
+
+    def progress(frac, desc):
+        if 0 < frac < 1 and not answers:  # called before the second clip: press Cancel
+            answers.append(cancel_batch(ctx, None))
+
+    summary, df = batch_render(ctx, ["feb1"], ["paul_2"], ["pangram", "numbers", "names"], ["none"], 1, None, progress)
+    assert answers == ["Cancelling: the clips being rendered now finish, the rest are skipped."]
+    # pressed after the first clip: the second and third never start
+    assert list(df.status) == ["ok", "failed", "failed"] and "Cancelled: 2 were not rendered" in summary
+    assert "cancelled before it was rendered" in df.error.iloc[2] and "batch_cancel" not in ctx.extras
+
+
 def test_batch_panel_is_for_admins_only(demo_catalog, tmp_path):
     import gradio as gr
 

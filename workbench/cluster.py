@@ -454,23 +454,31 @@ class RayExecutor:
             heapq.heappush(self._queue, job)
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._closed:
-                    return
-                self._assign()
-                if not self._slots and self._queue:
-                    self._fail_all(ClusterError(f"no live workers left in the Ray cluster at {self.address!r}"))
-                running = {s.ref: s for s in self._slots if s.ref is not None}
-                if not running:
-                    self._publish()
-                    self._cond.wait(timeout=PUBLISH_EVERY_S)
-                    continue
-            done, _ = self._ray.wait(list(running), num_returns=1, timeout=0.1)
-            for ref in done:
-                self._finish(running[ref], ref)
-            with self._cond:
+        while not self._closed:
+            try:
+                self._step()
+            except Exception:  # the dispatcher must outlive a failed Ray call, or every render would hang
+                log.exception("cluster dispatcher: unexpected error; going on")
+                time.sleep(0.5)
+
+    def _step(self) -> None:
+        """One round: hand out queued plans, wait briefly for one to finish, collect it."""
+        with self._cond:
+            if self._closed:
+                return
+            self._assign()
+            if not self._slots and self._queue:
+                self._fail_all(ClusterError(f"no live workers left in the Ray cluster at {self.address!r}"))
+            running = {s.ref: s for s in self._slots if s.ref is not None}
+            if not running:
                 self._publish()
+                self._cond.wait(timeout=PUBLISH_EVERY_S)
+                return
+        done, _ = self._ray.wait(list(running), num_returns=1, timeout=0.1)
+        for ref in done:
+            self._finish(running[ref], ref)
+        with self._cond:
+            self._publish()
 
     def _finish(self, slot: _Slot, ref) -> None:
         from ray.exceptions import RayError, RayTaskError
@@ -507,6 +515,11 @@ class RayExecutor:
                     heapq.heappush(self._queue, job)
                 self._spawn()
                 self._dirty = True
+        except Exception as e:  # e.g. a result that cannot be unpickled here: that item's error
+            with self._cond:
+                slot.job = slot.ref = None
+                slot.failed += 1
+            job.future.set_exception(RenderError(f"{job.plan.label}: node {slot.node}: {type(e).__name__}: {e}"))
         else:
             with self._cond:
                 slot.job = slot.ref = None

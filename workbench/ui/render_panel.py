@@ -7,6 +7,8 @@ page never carries checkpoint names.
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 import pandas as pd
 
@@ -73,7 +75,15 @@ def batch_render(
             )
     except WorkbenchError as e:
         raise show_error(e) from None
-    results = get_renderer(ctx).render_many(reqs, progress=lambda frac, label: progress(frac, desc=label))
+    # one batch at a time (concurrency_id "render"), so one cancel switch serves the app
+    cancel = ctx.extras["batch_cancel"] = threading.Event()
+    try:
+        results = get_renderer(ctx).render_many(
+            reqs, progress=lambda frac, label: progress(frac, desc=label), cancel=cancel
+        )
+    finally:
+        if ctx.extras.get("batch_cancel") is cancel:
+            del ctx.extras["batch_cancel"]
     rows = [manifest_row(req, res) for req, res in zip(reqs, results, strict=True)]
     ok_clips = [r for r in results if isinstance(r, Clip)]
     flags = {a.key: a.reasons for a in assess_many(get_quality_store(ctx), ctx.catalog, ok_clips)}
@@ -81,8 +91,21 @@ def batch_render(
         row["flags"] = flags.get(row["key"], "")
     ok = sum(isinstance(r, Clip) for r in results)
     cached = sum(isinstance(r, Clip) and r.from_cache for r in results)
+    skipped = sum(not isinstance(r, Clip) and "cancelled before it was rendered" in str(r) for r in results)
     summary = f"{ok} of {len(reqs)} clips ready ({cached} were already in the cache); {len(reqs) - ok} failed."
+    if skipped:
+        summary += f" Cancelled: {skipped} were not rendered."
     return summary, pd.DataFrame(rows, columns=COLUMNS)
+
+
+def cancel_batch(ctx: AppContext, request: gr.Request) -> str:
+    """Stop the running batch: clips being rendered now finish (one per worker), the rest are skipped."""
+    require_admin(ctx, request)
+    cancel = ctx.extras.get("batch_cancel")
+    if cancel is None or cancel.is_set():
+        return "No batch is running."
+    cancel.set()
+    return "Cancelling: the clips being rendered now finish, the rest are skipped."
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
@@ -101,6 +124,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with gr.Row():
             takes = gr.Number(label="Takes", value=1, minimum=1, maximum=20, precision=0)
             go = gr.Button("Render batch", variant="primary")
+            stop = gr.Button("Cancel batch", variant="secondary")
         summary = gr.Markdown()
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True)
     demo.load(bind(panel_choices, ctx), None, [cks, refs, sents, presets], api_name=False)
@@ -112,3 +136,5 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         concurrency_id="render",
         concurrency_limit=1,
     )
+    # outside the render slot, so it runs while the batch holds it
+    stop.click(bind(cancel_batch, ctx), None, summary, api_name=False, concurrency_id="render-cancel")
