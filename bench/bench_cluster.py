@@ -6,8 +6,10 @@ checkpoint. Every figure is a ratio of two measurements in the same run:
 
 - **throughput**: fresh clips per second with two workers (two nodes) vs one worker,
   each timed after every worker has loaded the model;
-- **interactive latency**: one interactive clip on the two-worker cluster while a batch
-  is running vs on the idle cluster (median of a few);
+- **interactive latency**: three interactive clips in a row on the two-worker cluster
+  while a batch is running vs on the idle cluster (medians); the first one waits for a
+  worker to finish its clip, the next ones find the worker the batch leaves free for
+  ``INTERACTIVE_HOLD_S`` after an interactive request;
 - **vote p99**: ``raters`` raters vote back to back through the app's blind-test page
   (``bench/bench_load.py``'s helpers, app in its own process with ``settings.cluster``)
   with no batch, then while a render batch runs on the cluster through the admin's Batch
@@ -90,6 +92,10 @@ def throughput(work: Path, catalog: Path, n_clips: int) -> dict:
             return time.perf_counter() - t0
 
         idle = [interactive(k) for k in range(3)]
+        # past the interactive hold of the idle renders: the batch starts on every worker
+        from workbench.cluster import INTERACTIVE_HOLD_S
+
+        time.sleep(INTERACTIVE_HOLD_S + 1)
         started = threading.Event()
         batch = reqs[n_clips : n_clips + 24]
         t = threading.Thread(target=lambda: r.render_many(batch, on_result=lambda q, x: started.set()))
@@ -97,7 +103,7 @@ def throughput(work: Path, catalog: Path, n_clips: int) -> dict:
         started.wait(600)
         busy = [interactive(10 + k) for k in range(3)]
         t.join(1200)
-        out["idle"], out["busy"] = statistics.median(idle), statistics.median(busy)
+        out["idle"], out["busy"], out["first"] = statistics.median(idle), statistics.median(busy), busy[0]
         r.close()
         ray.shutdown()
     return out
@@ -169,7 +175,10 @@ def run(quick: bool = False) -> list[dict]:
         },
         {
             "name": "cluster: interactive latency during a batch vs idle",
-            "figure": f"{lat:.2f}x (median {t['busy']:.2f} s during a batch, {t['idle']:.2f} s idle, 2 workers)",
+            "figure": (
+                f"{lat:.2f}x (median of 3 in a row: {t['busy']:.2f} s during a batch, the first "
+                f"{t['first']:.2f} s; {t['idle']:.2f} s idle; 2 workers)"
+            ),
             "value": lat,
             "target": "<= 2x",
             "passed": lat <= 2.0,

@@ -11,7 +11,9 @@ Scheduling happens here, in the head (the app or the CLI): each worker gets one 
 at a time, interactive plans (Compare, enhancement diff, regenerate) before batch
 plans, and a plan goes to a worker that has its checkpoint loaded when one is free.
 So an interactive render waits at most for the clip each worker is on, and a cancelled
-batch stops within one clip per worker.
+batch stops within one clip per worker. For :data:`INTERACTIVE_HOLD_S` after an
+interactive request, batches leave one worker free (with two or more), so the next
+click of someone comparing does not wait at all.
 
 Faults: a worker that dies (process killed, node lost) has its plan retried on another
 worker (up to :data:`MAX_ATTEMPTS` times) and is replaced when its node is still alive.
@@ -57,6 +59,9 @@ BOARD_PREFIX = "workbench-status:"
 MAX_ATTEMPTS = 3
 #: seconds between two status publications of a head
 PUBLISH_EVERY_S = 0.5
+#: for this long after an interactive request, batches leave one worker free (when there
+#: are two or more), so a reviewer's next Compare click does not wait behind the batch
+INTERACTIVE_HOLD_S = 15.0
 
 
 class ClusterError(RenderError):
@@ -140,6 +145,8 @@ class RenderWorker:
         from .devices import resolve_device
         from .synth import default_backends
 
+        # below the app's priority: where a node also serves the app, pages and votes come first
+        os.nice(int(os.environ.get("WORKBENCH_WORKER_NICE", "10")))
         if threads:
             import torch
 
@@ -289,6 +296,7 @@ class RayExecutor:
         self._spawned: dict[str, int] = {}  # node id -> workers started there (replacements included)
         self._refs: dict[str, Future] = {}  # reference file -> ObjectRef of its bytes
         self._closed = False
+        self._last_interactive = float("-inf")  # time.monotonic() of the last interactive request
         self._dirty = True
         self._published = 0.0
         self._worker_cls = ray.remote(RenderWorker)
@@ -358,6 +366,8 @@ class RayExecutor:
             if self._closed:
                 raise ClusterError("the cluster executor was closed")
             heapq.heappush(self._queue, _Job(priority, next(self._seq), plan, fut, batch))
+            if priority == INTERACTIVE:
+                self._last_interactive = time.monotonic()
             self._dirty = True
             self._cond.notify_all()
         return fut
@@ -437,6 +447,14 @@ class RayExecutor:
             if isinstance(job.batch, threading.Event) and job.batch.is_set():  # its batch was cancelled
                 job.future.set_exception(RenderError(f"{job.plan.label}: cancelled before it was rendered"))
                 continue
+            if (
+                job.priority == BATCH
+                and len(idle) == 1
+                and len(self._slots) > 1
+                and time.monotonic() - self._last_interactive < INTERACTIVE_HOLD_S
+            ):  # someone is comparing now: keep the last free worker for them
+                later.append(job)
+                break
             if job.attempts:  # its worker died: not onto a worker that may be on the same lost node
                 idle = [s for s in idle if self._started(s)]
                 if not idle:
