@@ -146,3 +146,43 @@ def attach_metrics(
     out["value_a"] = [value(r, "a") for _, r in out.iterrows()]
     out["value_b"] = [value(r, "b") for _, r in out.iterrows()]
     return out
+
+
+#: metrics compared with the votes: column -> name shown
+METRICS = {"dnsmos_ovrl": "DNSMOS OVRL", "speaker_similarity": "speaker similarity"}
+#: trial kinds that carry a preference (controls and training trials do not)
+PREFERENCE_TRIALS = ("test", "repeat")
+
+
+def agreement_report(
+    votes: pd.DataFrame,
+    lookup: Callable[[str, str, str, str, int], dict | None],
+    *,
+    include_admin: bool = False,
+    min_votes: int = MIN_VOTES,
+) -> list[tuple[str, pd.DataFrame, str]]:
+    """For each of :data:`METRICS`: its name, :func:`metric_agreement` table and :func:`stand_in_note`.
+
+    ``votes`` are effective votes (:func:`workbench.votes.effective_votes`); controls,
+    training trials and (unless ``include_admin``) admins' votes are left out, as in Results.
+    ``lookup(checkpoint, preset, reference, sentence_id, take)`` gives a clip's measurements.
+    """
+    v = votes
+    if "trial_kind" in v:
+        v = v[v["trial_kind"].isin(PREFERENCE_TRIALS) | (v["trial_kind"] == "")]
+    if not include_admin and "rater_role" in v:
+        v = v[v["rater_role"] != "admin"]
+    out = []
+    for col, name in METRICS.items():
+
+        def metric(ck, preset, ref, sent, take, col=col):
+            m = lookup(ck, preset, ref, sent, take)
+            return None if m is None else m.get(col)
+
+        table = metric_agreement(attach_metrics(v, metric), min_votes=min_votes) if len(v) else _empty()
+        out.append((name, table, stand_in_note(table, name)))
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame([_row("all pairs", "", 0, 0, 0)], columns=AGREEMENT_COLUMNS)

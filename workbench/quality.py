@@ -591,3 +591,32 @@ def annotate_manifest(manifest: Path, store: QualityStore, catalog, renderer) ->
         w.writeheader()
         w.writerows(rows)
     return manifest, sum(a.flagged for a in by_key.values())
+
+
+def clip_metrics(store: QualityStore, renderer):
+    """A lookup ``(checkpoint, preset, reference, sentence, take) -> measurements or None``.
+
+    Only clips already in the render cache are measured (never rendered here); a clip
+    that is not cached, or whose catalog entries are gone, gives None. Memoised per call
+    of this function.
+    """
+    from .catalog import reference_audio_path
+    from .errors import WorkbenchError
+    from .render import RenderRequest
+
+    memo: dict[tuple, dict | None] = {}
+
+    def lookup(checkpoint: str, preset: str, reference: str, sentence: str, take: int) -> dict | None:
+        k = (checkpoint, preset, reference, sentence, int(take))
+        if k not in memo:
+            try:
+                clip = renderer.cached(RenderRequest(checkpoint, reference, sentence or None, preset, int(take)))
+                ref_path = reference_audio_path(renderer.catalog.reference(reference))
+            except WorkbenchError:
+                clip = None
+            memo[k] = (
+                store.measurement(clip, text=clip.provenance.get("text"), reference_audio=ref_path) if clip else None
+            )
+        return memo[k]
+
+    return lookup

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import blind, catalog_panel, compare, guard, quality_panel, render_panel, results
+from . import agreement_panel, blind, catalog_panel, compare, guard, quality_panel, render_panel, results
 from .common import AppContext, role_of
 
 TAB_IDS = ("compare", "blind", "results")
@@ -47,6 +47,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 blind.build(ctx, demo)
             with gr.Tab("Results", id="results", visible=open_to_all) as results_tab:
                 results.build(ctx, demo)
+                agreement_panel.build(ctx, demo)
         if ctx.auth_enabled:
             # A wrapper, not functools.partial: gradio finds gr.Request through the type hints.
             def admin_tabs(request: gr.Request):
