@@ -331,6 +331,7 @@ def test_enhancement_diff_runs_the_demo_stand_in_and_says_so(ctx):
     assert enhanced["label"] == "apr27 · denoise (demo) · take 1 · DEMO"
     assert "**demo stand-in**" in caption and "not resemble-enhance" in caption
     deltas = table.set_index("metric")
+    assert any("spectral" in w for w in deltas["in words"]), deltas["in words"]  # the denoiser changes the timbre
     assert deltas.loc["speaker sim. between the two", "after"] > 0.5
     keeps_results(enh(ctx, "none"), "other than 'none'")
 

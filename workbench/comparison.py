@@ -691,6 +691,11 @@ class Comparer:
         mcd_db = analysis.clip_mcd(plain.analysis, enhanced.analysis)
         table.loc["speaker_similarity_between"] = [math.nan, sim, math.nan]
         table.loc["mcd_db_between"] = [math.nan, mcd_db, math.nan]
+        # what the preset did, in words ("spectral tilt 2.3 dB/oct flatter: brighter")
+        table["in words"] = [
+            describe_difference(str(m), float(table.loc[m, "before"]), float(table.loc[m, "after"])) or ""
+            for m in table.index
+        ]
         report(0.9, "drawing")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

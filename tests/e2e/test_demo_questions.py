@@ -94,6 +94,7 @@ def test_is_the_denoiser_the_cause(page, open_app):
     table = page.locator(".block", has=page.get_by_text("Metric deltas (after - before)")).last
     expect(table.get_by_text("tilt (dB/oct)")).to_be_visible()
     snap(page, "q4-enhancement-diff", caption)
+    snap(page, "q4-enhancement-deltas", table)
 
 
 def test_a_mistake_keeps_the_last_results(page, open_app):
