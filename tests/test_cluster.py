@@ -101,7 +101,8 @@ def test_cli_batch_on_the_cluster_matches_a_local_run_clip_by_clip(site, tmp_pat
     root, catalog, cluster = site
     what = ["--config", str(catalog), "--checkpoints", "tiny", "--references", "ref_a,builtin"]
     what += ["--sentences", "short,question", "--takes", "2"]
-    on_cluster = cli("render", *what, "--out", str(tmp_path / "ray"), "--cluster", cluster.address)
+    # through Ray Client (ray://), as from a machine outside the cluster
+    on_cluster = cli("render", *what, "--out", str(tmp_path / "ray"), "--cluster", cluster.client_address)
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
     assert "8 of 8 clips" in on_cluster.stdout and "Ray cluster" in on_cluster.stderr
     # the same catalog with its own cache, so the local run renders everything again;

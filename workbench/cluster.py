@@ -489,7 +489,7 @@ class RayExecutor:
                 self._fail_all(ClusterError(f"no live workers left in the Ray cluster at {self.address!r}"))
             running = {s.ref: s for s in self._slots if s.ref is not None}
             if not running:
-                self._publish()
+                self._publish(force=True)  # the last finish may have been throttled: show idle now
                 self._cond.wait(timeout=PUBLISH_EVERY_S)
                 return
         done, _ = self._ray.wait(list(running), num_returns=1, timeout=0.1)
@@ -555,10 +555,10 @@ class RayExecutor:
         for j in jobs:
             j.future.set_exception(err)
 
-    def _publish(self) -> None:
-        """Post the queue and workers to this head's status board (at most every PUBLISH_EVERY_S)."""
+    def _publish(self, force: bool = False) -> None:
+        """Post the queue and workers to this head's status board (if changed; at most every PUBLISH_EVERY_S)."""
         now = time.monotonic()
-        if not self._dirty or now - self._published < PUBLISH_EVERY_S:
+        if not self._dirty or (now - self._published < PUBLISH_EVERY_S and not force):
             return
         self._dirty, self._published = False, now
         state = {
