@@ -620,3 +620,56 @@ def clip_metrics(store: QualityStore, renderer):
         return memo[k]
 
     return lookup
+
+
+def exclude_flagged_takes(plan, store: QualityStore, renderer, *, tries: int = 3):
+    """A blind-test plan whose flagged clips are swapped for a new take the checks do not flag.
+
+    Every clip the plan plays is rendered (a cache read once the test's clips exist) and
+    assessed; for a flagged one, up to ``tries`` new takes are rendered (next seeds) until
+    one is not flagged, and every trial side that played the flagged take plays that one
+    instead (both sides of an identical-pair control alike). Pre-rendered clips cannot get
+    new takes and stay, with a note.
+
+    Returns ``(plan, notes)``: the updated :class:`~workbench.abtest.plan.TestPlan` and one
+    line per flagged clip saying what happened.
+    """
+    from dataclasses import replace
+
+    from .errors import WorkbenchError
+    from .render import RenderRequest
+
+    arms: dict[tuple, RenderRequest] = {}
+    for t in (*plan.trials, *plan.control_trials):
+        for first in (True, False):
+            ck, preset, take = t.side(first)
+            arms[(ck, t.reference, t.sentence, preset, take)] = RenderRequest(ck, t.reference, t.sentence, preset, take)
+    clips = {k: renderer.render(r) for k, r in arms.items()}
+    by_key = {a.key: a for a in assess_many(store, renderer.catalog, list(clips.values()))}
+    swap: dict[tuple, int] = {}
+    notes: list[str] = []
+    for k, clip in clips.items():
+        a = by_key[clip.key]
+        if not a.flagged:
+            continue
+        label = f"{k[0]} · {k[1]} · {k[2]} · {k[3]} take {k[4]}"
+        try:
+            for _ in range(tries):
+                new = renderer.regenerate(arms[k])
+                if not assess_clip(store, renderer.catalog, new).flagged:
+                    swap[k] = new.request.take
+                    notes.append(f"{label} ({a.reasons}) plays take {new.request.take} instead")
+                    break
+            else:
+                notes.append(f"{label} ({a.reasons}) kept: {tries} new takes were flagged too")
+        except WorkbenchError as e:
+            notes.append(f"{label} ({a.reasons}) kept: {e}")
+
+    def side(t, first: bool) -> int:
+        ck, preset, take = t.side(first)
+        return swap.get((ck, t.reference, t.sentence, preset, take), take)
+
+    def fix(trials):
+        return tuple(replace(t, take_a=side(t, True), take_b=side(t, False)) for t in trials)
+
+    return replace(plan, trials=fix(plan.trials), control_trials=fix(plan.control_trials)), notes

@@ -94,6 +94,7 @@ class PlanSpec(BaseModel):
     min_effect: float = Field(DEFAULT_MIN_EFFECT, gt=0.5, lt=1.0)  # smallest win rate worth detecting
     seed: int | None = Field(None, ge=0)  # None: a random seed, recorded in the plan
     target_lufs: float = Field(-23.0, ge=-70, le=-5)  # loudness of every served clip
+    exclude_flagged: bool = False  # at Open, a take the quality checks flag plays a new clean take instead
     status: Status = "draft"
 
     @field_validator("title", "question")
@@ -183,6 +184,7 @@ class TestPlan:
     planned_votes_per_pair: int = 0  # decisive votes each pair should get (0: none is enough; see sample_size)
     control_trials: tuple[Trial, ...] = ()  # the pool identical-pair trials are drawn from
     sample_size: dict | None = None  # the planned size and its assumptions (stats SamplePlan as a dict)
+    exclude_flagged: bool = False  # at Open, flagged takes were swapped for clean ones (workbench.quality)
 
     __test__ = False  # not a pytest test class
 
@@ -471,6 +473,7 @@ def make_plan(
         raters_per_trial=k,
         min_effect=spec.min_effect,
         control_trials=control_trials,
+        exclude_flagged=spec.exclude_flagged,
     )
     size = sample_size(
         len(pairs), min_effect=spec.min_effect, n_raters=raters or spec.raters, n_clips=len(refs) * len(sents)

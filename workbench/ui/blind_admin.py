@@ -37,9 +37,11 @@ from ..abtest import (
 from ..abtest import load_plan_file as build_plan_file
 from ..comparison import preset_offer
 from ..errors import CatalogError, PlanError, VoteError
+from ..quality import exclude_flagged_takes
 from ..render import RenderRequest
 from .blind import RENDER_GROUP, RENDER_LIMIT, _Errors, _open_tests, services
 from .common import AppContext, bind, get_renderer, require_admin, username
+from .quality_panel import get_quality_store
 
 TEST_COLUMNS = ["test", "title", "status", "design", "raters", "votes"]
 #: sentences picked by default in a new test
@@ -317,10 +319,16 @@ def open_test(ctx: AppContext, test_id: str | None, request: gr.Request, progres
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             raise CatalogError([str(e) for e in failed])
+        swapped = ""
+        if plan.exclude_flagged:  # the plan asks for takes the quality checks flag to be replaced
+            progress(0.9, desc="checking takes for flags")
+            plan, notes = exclude_flagged_takes(plan, get_quality_store(ctx), get_renderer(ctx))
+            svc.plans.save(plan)
+            swapped = " Flagged takes: " + ("; ".join(html.escape(n) for n in notes) if notes else "none.")
         svc.plans.set_status(plan.test_id, "open")
         msg = (
             f"**{html.escape(plan.title)}** is open: {len(reqs)} clips ready. Send raters the invite link. "
-            f"{_durations(plan, reqs, results)}"
+            f"{_durations(plan, reqs, results)}{swapped}"
         )
         return _admin_refresh(ctx, msg, username(ctx, request), request, pick=plan.test_id)
 
