@@ -22,8 +22,8 @@ test: setup-dev  ## run the whole test suite (unit, integration, browser)
 test-fast: setup-dev  ## logic tests only (no server, browser, subprocess, model or load test): the edit-test loop
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: setup-dev  ## ruff lint + format check
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+lint: setup-dev  ## ruff lint + format check + mypy (settings in pyproject.toml)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 format: setup-dev  ## apply ruff formatting and safe fixes
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

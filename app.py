@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ MAX_UPLOAD = "1mb"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options of ``python app.py`` (``argv``: None reads ``sys.argv``)."""
     p = argparse.ArgumentParser(description="Listening workbench: compare and blind-test voice-clone checkpoints.")
     p.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default: 127.0.0.1)")
@@ -113,13 +115,12 @@ def limit_malloc_arenas(n: int = 2) -> None:
     import ctypes
 
     m_arena_max = -8  # mallopt parameter number, from glibc's malloc.h
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").mallopt(m_arena_max, n)
-    except (OSError, AttributeError):
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve the app until interrupted; return the exit code (1: bad catalog, users or flags)."""
     limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 def launch_options(ctx) -> dict:
     """``launch()`` arguments that follow from the context: login (throttled, checked off
     the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the route that
-    delivers the blind test's anonymous audio copies (no folder is served as files)."""
+    delivers the blind test's anonymous audio copies (no folder is served as files).
+    """
     from workbench.ui import CSS, blind
     from workbench.ui.guard import Guard, launch_kwargs
 

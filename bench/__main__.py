@@ -37,9 +37,9 @@ def format_table(rows: list[dict]) -> str:
         for r in rows
     ]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
+    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
+    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |" for row in cells]
     return "\n".join([line, sep, *body])
 
 

@@ -1,4 +1,4 @@
-"""Login flood: does a flood of password guesses slow down everyone else?
+"""Login flood: does a flood of password guesses slow down everyone else.
 
 ``app.py`` runs in its own process on loopback with login on (as on a public link).
 One logged-in rater measures two things, first on the idle app, then while ``clients``

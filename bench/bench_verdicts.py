@@ -76,7 +76,8 @@ def draw(rng: np.random.Generator, sc: Scenario, n: int, beta: float):
 
 def vote_table(rng: np.random.Generator, sc: Scenario, beta: float, *, per_cell: int, repeats: int):
     """A vote CSV-like table: every rater hears every clip ``per_cell`` times, then ``repeats``
-    replays of their first trials (sides swapped, the same answer 90% of the time)."""
+    replays of their first trials (sides swapped, the same answer 90% of the time).
+    """
     import pandas as pd
 
     u = rng.normal(0, sc.sd_rater, sc.raters)
@@ -120,7 +121,8 @@ def vote_table(rng: np.random.Generator, sc: Scenario, beta: float, *, per_cell:
 
 def run_with_repeats(sc: Scenario, *, runs: int, seed: int, per_cell: int = 2, repeats: int = 4) -> dict:
     """Through the report's own table (:func:`workbench.stats.pair_table`): settled share at the
-    end, and what counting every vote (repeats too) as independent would have said."""
+    end, and what counting every vote (repeats too) as independent would have said.
+    """
     from workbench.stats import pair_table
 
     rng = np.random.default_rng(seed)

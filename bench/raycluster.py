@@ -12,6 +12,7 @@ only), and :meth:`LoopbackRayCluster.stop` ends exactly the processes under that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -160,10 +161,8 @@ class LoopbackRayCluster:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _alive(pid: int) -> bool:

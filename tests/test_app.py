@@ -48,8 +48,10 @@ def test_app_serves_page_and_config(demo_catalog_path, tmp_path):
         assert "<html" in page.lower()
         config = json.loads(urllib.request.urlopen(url + "/config", timeout=10).read())
         labels = [c.get("props", {}).get("label") for c in config["components"] if c.get("type") == "tabitem"]
-        assert ["Compare", "Blind A/B", "Results"] == [
-            lbl for lbl in labels if lbl in ("Compare", "Blind A/B", "Results")
+        assert [lbl for lbl in labels if lbl in ("Compare", "Blind A/B", "Results")] == [
+            "Compare",
+            "Blind A/B",
+            "Results",
         ]
     finally:
         proc.terminate()

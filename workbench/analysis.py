@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -998,7 +998,7 @@ class EnvelopePyramid:
         """Write to ``path`` (``.npz``), atomically."""
         from .fsutil import atomic_open
 
-        arrays = {f"lo{k}": lo for k, (lo, _) in enumerate(self.levels)}
+        arrays: dict[str, Any] = {f"lo{k}": lo for k, (lo, _) in enumerate(self.levels)}
         arrays.update({f"hi{k}": hi for k, (_, hi) in enumerate(self.levels)})
         with atomic_open(Path(path), durable=False) as f:
             np.savez(f, n=np.int64(self.n), sr=np.int64(self.sr), **arrays)
@@ -1020,7 +1020,7 @@ _encoder_instance = None
 
 
 def _encoder():
-    """resemblyzer's VoiceEncoder, created once on the CPU (weights ship in the wheel)."""
+    """Resemblyzer's VoiceEncoder, created once on the CPU (weights ship in the wheel)."""
     global _encoder_instance
     with _encoder_lock:
         if _encoder_instance is None:

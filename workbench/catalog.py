@@ -328,7 +328,7 @@ def parse_catalog(text: str, *, path: Pathlike = "checkpoints.yaml") -> Catalog:
             f"{fname}:1: the catalog must be a mapping with checkpoints, references, sentences, enhancements"
         )
 
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []  # (line, message): sorted by line before raising
 
     def at(loc: tuple) -> int:
         for n in range(len(loc), -1, -1):
@@ -632,7 +632,8 @@ def command_problem(step: CommandStep) -> str | None:
 def preset_availability(p: EnhancePreset) -> Availability:
     """A preset is available when every step can run: enhancer weights present, commands found."""
     loud = f"loudness {p.loudness_target:g} LUFS" if p.loudness_target is not None else "loudness untouched"
-    parts, source = [], "model"
+    parts: list[str] = []
+    source: Literal["model", "base_model"] = "model"
     for step in p.chain():
         if step.type == "loudness":
             continue

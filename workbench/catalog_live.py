@@ -52,7 +52,7 @@ class LiveCatalog:
         self._stamp = self._stamps()
 
     def _stamps(self) -> tuple:
-        out = []
+        out: list[tuple[int, int] | None] = []
         for p in (self.path, overlay_path(self.path)):
             try:
                 st = p.stat()

@@ -67,7 +67,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def _read_password(args: argparse.Namespace) -> str:
     """The new password: ``--password-stdin`` (one line), ``--password`` (with a warning: it
-    shows in the process list and the shell history), else asked twice at the terminal."""
+    shows in the process list and the shell history), else asked twice at the terminal.
+    """
     if args.password is not None:
         print(
             "warning: --password is visible to other users of this machine (process list) and stays "
@@ -226,6 +227,7 @@ def cmd_fp16(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m workbench`` parser, one subcommand per job (README lists them all)."""
     p = argparse.ArgumentParser(prog="python -m workbench", description="Listening workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -305,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; return the exit code (1 on a workbench error, printed without a traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -43,7 +43,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import ModelUnavailable, RenderError, WorkbenchError
 from .executor import BATCH, INTERACTIVE
@@ -194,6 +194,7 @@ class RenderWorker:
         changes: dict[str, Any] = {}
         if plan.backend == "xtts" and ck.model_dir is not None:
             here = _local_path(ck.model_dir, pairs)
+            assert here is not None  # model_dir is set, so its local path is too
             problem = model_dir_problem(here)
             if problem:
                 raise ModelUnavailable(
@@ -209,9 +210,10 @@ class RenderWorker:
                 )
             if here != ck.model_dir:
                 changes["checkpoint"] = ck.model_copy(update={"model_dir": here})
-        if getattr(plan.preset, "weights_dir", None) is not None:
-            here = _local_path(plan.preset.weights_dir, pairs)
-            if not here.is_dir():
+        weights = getattr(plan.preset, "weights_dir", None)
+        if weights is not None:
+            here = _local_path(weights, pairs)
+            if here is None or not here.is_dir():
                 raise ModelUnavailable(
                     f"node {self.node}: preset {plan.preset.name!r}: enhancer weights folder {here} missing; "
                     "copy it from the head to the same path on this node"
@@ -294,7 +296,7 @@ class RayExecutor:
         self._seq = itertools.count()
         self._slots: list[_Slot] = []
         self._spawned: dict[str, int] = {}  # node id -> workers started there (replacements included)
-        self._refs: dict[str, Future] = {}  # reference file -> ObjectRef of its bytes
+        self._refs: dict[str, Any] = {}  # reference file -> ray ObjectRef of its bytes
         self._closed = False
         self._last_interactive = float("-inf")  # time.monotonic() of the last interactive request
         self._dirty = True
@@ -344,7 +346,7 @@ class RayExecutor:
                 )
                 name = f"{node.get('NodeManagerHostname', '?')} ({node.get('NodeManagerAddress', '?')})"
                 self._slots.append(
-                    _Slot(actor=actor, node_id=node_id, node=name, device=device, info=actor.info.remote())
+                    _Slot(actor=actor, node_id=node_id, node=name, device=device, info=actor.info.remote())  # type: ignore[attr-defined]
                 )
                 self._spawned[node_id] = self._spawned.get(node_id, 0) + 1
 
@@ -403,7 +405,7 @@ class RayExecutor:
             j.future.set_exception(ClusterError(f"{j.plan.label}: the cluster executor was closed"))
         for s in self._slots:
             self._ray.kill(s.actor)
-        self._ray.kill(self._board)
+        self._ray.kill(self._board)  # type: ignore[arg-type]  # an actor handle, whatever ray's stubs say
 
     def describe(self) -> str:
         return f"Ray cluster at {self.address} ({len(self._slots)} workers)"
@@ -502,6 +504,7 @@ class RayExecutor:
         from ray.exceptions import RayError, RayTaskError
 
         job = slot.job
+        assert job is not None  # only a busy slot has a ref to finish
         try:
             produced = self._ray.get(ref)
         except RayTaskError as e:  # the plan failed inside the worker: that item's error
@@ -580,7 +583,7 @@ class RayExecutor:
                 for s in self._slots
             ],
         }
-        self._board.set.remote(state)
+        self._board.set.remote(state)  # type: ignore[attr-defined]  # ray adds .remote to actor methods
 
 
 # ---------------------------------------------------------------------------- status
@@ -600,12 +603,12 @@ def cluster_status(address: str) -> dict:
         }
         for n in ray.nodes()
     ]
-    heads = []
+    heads: list[dict] = []
     for a in ray.util.list_named_actors(all_namespaces=True):
         if a.get("namespace") == NAMESPACE and a.get("name", "").startswith(BOARD_PREFIX):
             try:
                 board = ray.get_actor(a["name"], namespace=NAMESPACE)
-                state = ray.get(board.get.remote(), timeout=10)
+                state = cast("dict | None", ray.get(board.get.remote(), timeout=10))  # a StatusBoard.get()
             except Exception:  # a head that just exited
                 continue
             if state:

@@ -24,17 +24,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
 from . import analysis, audio, plots
+from .analysis import EnvelopePyramid  # a bare name: the field `analysis` shadows the module in Measured
 from .catalog import Catalog, reference_audio_path
 from .errors import RenderError
 from .executor import INTERACTIVE
 from .render import CLIP_SR, Clip, Renderer, RenderRequest
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 MIN_CLIPS, MAX_CLIPS = 2, 4
@@ -78,7 +81,8 @@ class Selection:
 
     def labels(self) -> list[str]:
         """Display label per clip: its checkpoint, plus the preset when presets differ, plus the
-        take when the first checkpoint is also compared at another take."""
+        take when the first checkpoint is also compared at another take.
+        """
         differ = len(set(self.presets)) > 1
         out = []
         for i, (ck, p, t) in enumerate(self.slots()):
@@ -434,7 +438,7 @@ class AnalysisCache:
         self._d: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key, compute: Callable[[], analysis.ClipAnalysis]) -> analysis.ClipAnalysis:
+    def get(self, key, compute: Callable[[], _T]) -> _T:
         with self._lock:
             if key in self._d:
                 self._d.move_to_end(key)
@@ -455,7 +459,7 @@ class Measured:
     y: np.ndarray
     analysis: analysis.ClipAnalysis
     clip: Clip | None  # None for the reference recording
-    pyramid: analysis.EnvelopePyramid | None = None  # min/max levels for drawing and zooming the waveform
+    pyramid: EnvelopePyramid | None = None  # min/max levels for drawing and zooming the waveform
 
 
 @dataclass
@@ -485,7 +489,8 @@ class Comparison:
     @property
     def aligned_difference(self) -> bool:
         """True when the first two clips line up sample by sample (after undoing a delay), so
-        their sample difference means something and is drawn."""
+        their sample difference means something and is drawn.
+        """
         return self.verdict is not None and (
             self.verdict.verdict != "different"
             or (self.verdict_aligned is not None and self.verdict_aligned.verdict != "different")
@@ -523,7 +528,10 @@ class Comparer:
         self.analyses = AnalysisCache(cache_size)
 
     def _text_of(self, sel: Selection) -> str:
-        return sel.text if sel.text else self.catalog.sentence(sel.sentence).text
+        if sel.text:
+            return sel.text
+        assert sel.sentence is not None  # a Selection holds a sentence id or custom text
+        return self.catalog.sentence(sel.sentence).text
 
     def measure_reference(self, ref_id: str) -> Measured | None:
         """The reference recording (at CLIP_SR) and its analysis; None for an XTTS built-in speaker."""
@@ -595,7 +603,8 @@ class Comparer:
         report(0.85, "drawing")
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        maps = analysis.align([m.analysis for m in shown], mode=align_mode, anchor=1 if reference else 0)
+        mode = cast(analysis.AlignMode, align_mode)  # one of ALIGN_CHOICES' values
+        maps = analysis.align([m.analysis for m in shown], mode=mode, anchor=1 if reference else 0)
         figures = _draw(shown, clips, maps, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
         differences = difference_lines(metrics, clips[0].label, [m.label for m in clips[1:]])
         metrics_csv = out_dir / f"{sel.slug()}_metrics.csv"
@@ -675,13 +684,17 @@ class Comparer:
         results = self.renderer.render_many(
             reqs, progress=lambda f, label: report(0.7 * f, f"rendering {label}"), priority=INTERACTIVE
         )
+        clips = []
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        text = text or self.catalog.sentence(sentence).text
+            clips.append(r)
+        if not text:
+            assert sentence is not None  # _what_to_say gives a sentence id or custom text
+            text = self.catalog.sentence(sentence).text
         report(0.75, "measuring")
-        plain = self.measure_clip(results[0], f"{checkpoint} · none", text)
-        enhanced = self.measure_clip(results[1], f"{checkpoint} · {preset}", text)
+        plain = self.measure_clip(clips[0], f"{checkpoint} · none", text)
+        enhanced = self.measure_clip(clips[1], f"{checkpoint} · {preset}", text)
         table = analysis.metric_deltas(plain.analysis.metrics, enhanced.analysis.metrics)
         sim = (
             analysis.cosine_similarity(plain.analysis.embedding, enhanced.analysis.embedding)

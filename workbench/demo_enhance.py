@@ -107,7 +107,7 @@ def raw_take(y: np.ndarray, sr: int, *, seed: int, snr_db: float = NOISE_SNR_DB)
 
 
 def spectral_gate(y: np.ndarray, sr: int, *, strength: float = 1.0) -> np.ndarray:
-    """noisereduce's stationary spectral gating; ``strength`` in [0, 1] is how much noise is removed."""
+    """Noisereduce's stationary spectral gating; ``strength`` in [0, 1] is how much noise is removed."""
     import noisereduce
 
     out = noisereduce.reduce_noise(y=y, sr=sr, stationary=True, prop_decrease=float(strength), n_jobs=1)

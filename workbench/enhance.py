@@ -38,6 +38,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,8 @@ def step_fingerprint(step, *, seed: int) -> dict:
         settings = step.model_dump(mode="json", exclude={"weights_dir"})
         return {**settings, "weights": weights_hash(step.weights_dir), "seed": seed}
     if step.type == "command":
-        out = {"type": "command", "argv": list(step.argv), "files": [sha256_file(f) for f in step.files]}
+        files = [sha256_file(f) for f in step.files]
+        out: dict[str, Any] = {"type": "command", "argv": list(step.argv), "files": files}
         if any("{seed}" in a for a in step.argv):
             out["seed"] = seed
         return out

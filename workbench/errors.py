@@ -55,4 +55,5 @@ class AuthError(WorkbenchError):
 class VoteTableError(WorkbenchError):
     """A table of votes cannot be analysed (a required column is missing, a cell holds an
     impossible value). The message names the row and column. Not :class:`VoteError`, which
-    is about storing votes."""
+    is about storing votes.
+    """

@@ -44,6 +44,10 @@ class Executor(Protocol):
         """Release workers and connections."""
         ...
 
+    def describe(self) -> str:
+        """Where plans run, for a log line (e.g. "local (in this process)")."""
+        ...
+
 
 class LocalExecutor:
     """Runs each plan at once in the calling thread, with this process's backends."""
@@ -74,7 +78,8 @@ class LocalExecutor:
 
 def make_executor(cluster: str | None, *, fp16: bool = False, max_loaded_models: int = 1) -> Executor | None:
     """The executor for ``cluster``: ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto`` ->
-    :class:`workbench.cluster.RayExecutor` (connects now); None or ``local`` -> None (render here)."""
+    :class:`workbench.cluster.RayExecutor` (connects now); None or ``local`` -> None (render here).
+    """
     if not cluster or cluster == "local":
         return None
     from .cluster import RayExecutor  # imports ray: only when a cluster is configured

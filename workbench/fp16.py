@@ -132,12 +132,20 @@ def with_checkpoint(cat: Catalog, ck: Checkpoint) -> Catalog:
     return dataclasses.replace(cat, checkpoints={**cat.checkpoints, ck.name: ck})
 
 
+def _model_dir(ck: Checkpoint) -> Path:
+    """``ck``'s model folder; raises :class:`ModelUnavailable` when it has none."""
+    if ck.model_dir is None:
+        raise ModelUnavailable(f"checkpoint {ck.name}: no model_dir, so there are no weights to convert to fp16")
+    return ck.model_dir
+
+
 def catalog_entry(ck: Checkpoint, catalog_dir: Path) -> str:
     """YAML lines for ``ck`` under ``checkpoints:`` (model_dir relative to the catalog when inside it)."""
+    model_dir = _model_dir(ck).resolve()
     try:
-        where = ck.model_dir.resolve().relative_to(Path(catalog_dir).resolve())
+        where = model_dir.relative_to(Path(catalog_dir).resolve())
     except ValueError:
-        where = ck.model_dir.resolve()
+        where = model_dir
     inf = ck.inference.model_dump(mode="json")
     lines = [
         f"  {ck.name}:",
@@ -177,6 +185,7 @@ def compare_pair(original, fp16, second_take, *, sr: int) -> dict:
     t = analysis.analyse(second_take, sr=sr)
     mcd = 0.0 if m.verdict == "identical" else analysis.clip_mcd(a, b)
     take_mcd = analysis.clip_mcd(a, t)
+    assert a.embedding is not None and b.embedding is not None and t.embedding is not None  # analyse embeds by default
     return {
         "match": m.verdict,
         "max_abs_diff": m.max_abs_diff,
@@ -256,7 +265,7 @@ def fp16_check(
             f"checkpoint {name}: fp16 needs its XTTS model files, but it renders from {avail.source} ({avail.reason})"
         )
     grid = expand_matrix(catalog, checkpoints=name, references=references, sentences=sentences, takes=2)
-    conv = convert_checkpoint(ck.model_dir, out)
+    conv = convert_checkpoint(_model_dir(ck), out)
     derived = derived_checkpoint(ck, conv.out_dir)
     cat = with_checkpoint(catalog, derived)
     reqs = [*grid, *expand_matrix(cat, checkpoints=derived.name, references=references, sentences=sentences)]
@@ -329,7 +338,7 @@ def register(catalog_path: Path, ck: Checkpoint) -> Path:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         entries = dict((data.get("checkpoints") or {}) if isinstance(data, dict) else {})
     base = path.resolve().parent
-    model_dir = ck.model_dir.resolve()
+    model_dir = _model_dir(ck).resolve()
     entries[ck.name] = {
         "backend": "xtts",
         "model_dir": str(model_dir.relative_to(base)) if model_dir.is_relative_to(base) else str(model_dir),

@@ -7,6 +7,7 @@ whoever keeps the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import time
@@ -90,10 +91,8 @@ def versions() -> dict:
 
     out = {}
     for pkg in ("numpy", "soundfile", "pyloudnorm", "torch", "coqui-tts", "resemble-enhance"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):  # not installed: not part of the clip
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     from . import __version__
 
     out["workbench"] = __version__

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -38,16 +39,21 @@ def _figure(width_in: float, height_in: float, nrows: int = 1, ncols: int = 1, *
     return fig, axes
 
 
+def _figure_of(ax: Axes) -> Figure:
+    """The figure that holds ``ax`` (this module draws no subfigures)."""
+    return cast(Figure, ax.figure)
+
+
 def _ax_or_new(ax: Axes | None, width_in: float = 12.0, height_in: float = 3.2) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        return _figure_of(ax), ax
     fig, axes = _figure(width_in, height_in)
     return fig, axes[0, 0]
 
 
 def axis_width_px(ax: Axes) -> int:
     """Width of ``ax`` in pixels at the figure's dpi (the envelope resolution)."""
-    fig = ax.figure
+    fig = _figure_of(ax)
     return max(16, int(round(ax.get_position().width * fig.get_figwidth() * fig.dpi)))
 
 
@@ -59,7 +65,8 @@ def _maps(time_maps: Sequence[TimeMap] | None, n: int) -> list[TimeMap | None]:
     return list(time_maps)
 
 
-def _apply(tm: TimeMap | None, t: np.ndarray) -> np.ndarray:
+def _apply(tm: TimeMap | None, t: Any) -> Any:
+    """Times ``t`` (s, a float or an array) through the alignment map ``tm`` (None: unchanged)."""
     return t if tm is None else tm(t)
 
 
@@ -116,7 +123,7 @@ def waveform_overlay(
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9)
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     n = len(signals)
     if len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} signals")
@@ -241,7 +248,7 @@ def spectrograms(
         fig, grid = _figure(max(4.0, 3.6 * n), 3.2, 1, max(n, 1), sharey=True)
         axes = list(grid[0])
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     vmax = max(float(np.max(m)) for m in mels) if n else 0.0
     vmin = vmax - dynamic_range_db
     offsets = list(time_offsets) if time_offsets is not None else [0.0] * n
@@ -262,7 +269,7 @@ def spectrograms(
         ax.set_xlabel("time (s)")
         pos, lab = _mel_ticks(m.shape[0], sr)
         ax.set_yticks(pos, lab)
-    if n:
+    if img is not None:
         axes[0].set_ylabel("frequency (Hz, mel scale)")
         fig.colorbar(img, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
     return fig
@@ -435,7 +442,7 @@ def spectrum_overlay(
         fig, grid = _figure(12.0, 5.6, 2, 1, sharex=True)
         axes = [grid[0, 0], grid[1, 0]]
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     colors = list(colors) if colors is not None else colors_for(n)
     top, bottom = axes
     for (freqs, level), label, color in zip(spectra, labels, colors, strict=True):
@@ -484,7 +491,7 @@ def enhancement_diff_plot(
         fig, grid = _figure(12.0, 5.6, 2, 1)
         axes = [grid[0, 0], grid[1, 0]]
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     colors = colors_for(2)
     waveform_overlay([plain, enhanced], sr=sr, labels=list(labels), colors=colors, ax=axes[0])
     spec_ax = axes[1]

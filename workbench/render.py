@@ -28,7 +28,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -49,6 +51,7 @@ from .pipeline import CLIP_SR, Produced
 from .renderplan import RenderPlan, RenderRequest, content_key, json_default
 from .synth import ClipFolderBackend, SynthesisBackend, default_backends
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 #: bump when the rendering pipeline changes in a way that changes output samples
@@ -379,7 +382,7 @@ class Renderer:
             if cancel is not None and cancel.is_set():
                 result = RenderError(f"{req.label()}: cancelled before it was rendered")
             else:
-                result = self._guarded(req, lambda r=req: self.render(r, priority=priority))
+                result = self._guarded(req, partial(self.render, req, priority=priority))
             out.append(result)
             if on_result:
                 on_result(req, result)
@@ -388,7 +391,7 @@ class Renderer:
         return out
 
     @staticmethod
-    def _guarded(req: RenderRequest, fn: Callable[[], Clip]) -> Clip | WorkbenchError:
+    def _guarded(req: RenderRequest, fn: Callable[[], _T]) -> _T | WorkbenchError:
         """``fn()``, or the error that stopped it (unexpected ones become a RenderError naming the item)."""
         try:
             return fn()
@@ -420,11 +423,11 @@ class Renderer:
         waiting: dict = {}  # future -> (plan, indices)
         by_key: dict[str, list[int]] = {}
         for i, req in enumerate(reqs):
-            plan = self._guarded(req, lambda r=req: self.plan(r))
+            plan = self._guarded(req, partial(self.plan, req))
             if isinstance(plan, WorkbenchError):
                 settle([i], plan)
                 continue
-            hit = self._guarded(req, lambda p=plan: self._read_cached(p))
+            hit = self._guarded(req, partial(self._read_cached, plan))
             if hit is not None:
                 if isinstance(hit, Clip):
                     self._count("hits")
@@ -451,7 +454,7 @@ class Renderer:
                 settle(indices, self._guarded(req, finish))
         if progress:
             progress(1.0, "done")
-        return out
+        return cast(list[Clip | WorkbenchError], out)  # every index was settled above
 
 
 # ---------------------------------------------------------------------------- batches
@@ -529,7 +532,7 @@ def clip_filename(req: RenderRequest) -> str:
 
 def manifest_row(req: RenderRequest, result: Clip | WorkbenchError, file: str = "") -> dict:
     """One manifest row (see :data:`MANIFEST_COLUMNS`) for a request and its clip or error."""
-    row = {c: "" for c in MANIFEST_COLUMNS}
+    row: dict[str, object] = dict.fromkeys(MANIFEST_COLUMNS, "")
     row.update(
         checkpoint=req.checkpoint,
         reference=req.reference,

@@ -174,16 +174,18 @@ def fmt_p(p) -> str:
 
 
 def fmt_p_eq(p) -> str:
-    """ "p = 0.012" or "p < 0.001" for sentences."""
+    """Format ``p`` as "p = 0.012" or "p < 0.001" for sentences."""
     text = fmt_p(p)
     return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def fmt_num(x, digits: int = 2) -> str:
+    """``x`` with ``digits`` decimals, or a dash when missing."""
     return _DASH if _missing(x) else f"{float(x):.{digits}f}"
 
 
 def fmt_int(x) -> str:
+    """``x`` as an integer, or a dash when missing."""
     return _DASH if _missing(x) else str(int(x))
 
 
@@ -224,7 +226,7 @@ class Table:
     frame: pd.DataFrame  # every cell a str
     links: list[dict | None] = field(default_factory=list)  # per row: its selection, or None
     note: str = ""
-    cell_links: list[dict[str, dict]] | None = None  # per row: {column: selection} (heatmap)
+    cell_links: list[dict[str, dict | None]] | None = None  # per row: {column: selection} (heatmap)
 
     def link(self, row: int, column: str) -> dict | None:
         """The selection behind one cell, or None."""
@@ -602,7 +604,7 @@ def pair_sentence(r) -> str:
 
 def render_text(summary, *, markdown: bool = False) -> str:
     """The report as plain text (aligned columns) or markdown (pipe tables)."""
-    from tabulate import tabulate
+    from tabulate import tabulate  # type: ignore[import-untyped]  # no stubs installed
 
     out = []
     title = f"Results: {'test ' + summary.test_id if summary.test_id else ALL_VOTES.lower()}"

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -126,7 +127,8 @@ class LoginThrottle:
 
     def wait_s(self, user: str | None, address: str | None) -> float:
         """Seconds until ``user`` from ``address`` may try again (0: now); ``user=None``
-        asks about the address alone."""
+        asks about the address alone.
+        """
         now = self.clock()
         with self._lock:
             waits = [r.locked_until - now for k in self._key_list(user, address) if (r := self._get(k, now))]
@@ -169,6 +171,7 @@ class LoginRefused(Exception):
 
 
 def too_many(wait_s: float) -> LoginRefused:
+    """The refusal for a throttled login, rounding ``wait_s`` (seconds) up to whole seconds."""
     n = max(1, math.ceil(wait_s))
     return LoginRefused(f"Too many failed logins: try again in {n} s.", n)
 
@@ -178,7 +181,8 @@ def too_many(wait_s: float) -> LoginRefused:
 
 def default_workers() -> int:
     """Threads for password checks: half the cores (at least 1, at most 4), so checks
-    under a flood never take every core from the event loop."""
+    under a flood never take every core from the event loop.
+    """
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
@@ -330,7 +334,8 @@ def free_bytes(path: str | Path) -> int:
 def sweep_folder(folder: str | Path, max_bytes: int = TEMP_MAX_BYTES, max_age_s: float = TEMP_MAX_AGE_S) -> int:
     """Delete files older than ``max_age_s`` seconds, then the oldest until the folder
     holds at most ``max_bytes`` bytes; returns how many files were deleted. Empty
-    sub-folders are removed too."""
+    sub-folders are removed too.
+    """
     root = Path(folder)
     if not root.is_dir():
         return 0
@@ -358,21 +363,20 @@ def sweep_folder(folder: str | Path, max_bytes: int = TEMP_MAX_BYTES, max_age_s:
             pass
     for dirpath, dirs, names in os.walk(root, topdown=False):
         if Path(dirpath) != root and not dirs and not names:
-            try:
+            with contextlib.suppress(OSError):  # filled again meanwhile: keep it
                 os.rmdir(dirpath)
-            except OSError:
-                pass
     return deleted
 
 
 def restrict_new_files() -> int:
     """Make files the process creates from now on private (0600, folders 0700): sets the
-    umask to 077 and returns the previous one. Call once at start-up, before any thread."""
+    umask to 077 and returns the previous one. Call once at start-up, before any thread.
+    """
     return os.umask(0o077)
 
 
 def make_private(*paths: str | Path) -> None:
-    """chmod existing files to 0600 and folders to 0700 (not recursive); missing paths are skipped."""
+    """Chmod existing files to 0600 and folders to 0700 (not recursive); missing paths are skipped."""
     for p in map(Path, paths):
         try:
             p.chmod(0o700 if p.is_dir() else 0o600)

@@ -27,6 +27,8 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 @dataclass(frozen=True)
 class User:
+    """A login: name, role and the scrypt hash of the password (never the password)."""
+
     name: str
     role: Role
     salt: str  # hex

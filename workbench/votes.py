@@ -734,7 +734,8 @@ class VoteStore:
 
     def _upgrade_locked(self, data: bytes, legacy: tuple[str, ...]) -> None:
         """Rewrite a file with an older header under the current one (new cells derived or
-        empty), atomically; the original is kept as ``<votes>.pre-upgrade-<UTC time>``."""
+        empty), atomically; the original is kept as ``<votes>.pre-upgrade-<UTC time>``.
+        """
         text = data.decode("utf-8")
         out = [HEADER_BYTES]
         for row_no, cells in _records(text):

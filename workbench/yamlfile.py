@@ -13,6 +13,7 @@ misspelt field becomes one "did you mean" problem instead of two).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def load_yaml(text: str, *, name: str | Path = "file.yaml") -> YamlDoc:
     return YamlDoc(data=data, lines=lines, name=name)
 
 
-def friendly(err: dict) -> str:
+def friendly(err: Mapping[str, Any]) -> str:
     """A short message for one pydantic error (``err`` from ``ValidationError.errors()``)."""
     msg = err["msg"]
     kind = err["type"]
@@ -118,13 +119,13 @@ def friendly(err: dict) -> str:
     return msg
 
 
-def explain(errors: list[dict], known: list[str] | None = None) -> list[tuple[tuple, str]]:
+def explain(errors: Sequence[Mapping[str, Any]], known: list[str] | None = None) -> list[tuple[tuple, str]]:
     """Pydantic errors -> ``(location, message)``; a misspelt field becomes one "did you mean" problem.
 
     ``known`` lists every field name at the top level, so an unknown key is matched
     against all of them (not only the missing ones).
     """
-    missing = {e["loc"]: e for e in errors if e["type"] == "missing"}
+    missing = {e["loc"]: dict(e) for e in errors if e["type"] == "missing"}  # copies: marked below
     out = []
     for err in errors:
         loc = tuple(err["loc"])

@@ -50,7 +50,8 @@ def _start_app(root: Path, *, auth: bool) -> RunningApp:
     port = free_port()
     args += ["--port", str(port)]
     log = root / "app.log"
-    proc = subprocess.Popen(args, cwd=root, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    with open(log, "w") as out:  # the child keeps its own copy of the file descriptor
+        proc = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while True:

@@ -147,7 +147,7 @@ def test_rater_page_on_a_phone(page, auth_app):
     expect(page.locator("#wb-progress")).to_contain_text("Trial 2 /", timeout=30_000)
     page.wait_for_timeout(300)
     box = status.bounding_box()
-    assert 0 <= box["y"] and box["y"] + box["height"] <= 844, box  # "Saved" in view with the next trial
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box  # "Saved" in view with the next trial
     player = page.locator("#wb-play-a").bounding_box()
     assert player["y"] + player["height"] <= 844  # and the next trial's A button too
     assert not page.locator("#wb-picker").is_visible()  # the test picker is out of the way while rating

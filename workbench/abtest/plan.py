@@ -390,7 +390,7 @@ def make_plan(
     cells = list(itertools.product(refs, sents, range(1, spec.takes + 1)))
     n = len(pairs) * len(cells)
     width = max(2, len(str(n)))
-    trials = []
+    trials: list[Trial] = []
     for (r, s, take), ((ca, pa), (cb, pb)) in itertools.product(cells, pairs):
         trials.append(
             Trial(

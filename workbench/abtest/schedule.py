@@ -49,6 +49,8 @@ class ScheduledTrial:
 
 @dataclass(frozen=True)
 class RaterSchedule:
+    """One rater's trials in one test, in the order they are shown."""
+
     rater: str
     test_id: str
     seed: int  # the seed the order and sides were drawn from
@@ -223,9 +225,9 @@ def design_summary(plan: TestPlan) -> dict:
     kinds = Counter(s.trial.kind for s in scheds[0].trials)
     per_trial = Counter(s.trial.trial_id for sc in scheds for s in sc.trials if s.trial.kind == "test")
     raters_per_trial = [per_trial.get(t.trial_id, 0) for t in plan.trials]
-    sides = Counter()
-    rep = Counter()
-    rep_pairs = Counter()
+    sides: Counter[str] = Counter()
+    rep: Counter[str] = Counter()
+    rep_pairs: Counter[str] = Counter()
     controls = 0
     for sc in scheds:
         first_side = {s.trial.trial_id: s.a_side for s in sc.trials if s.trial.kind == "test"}

@@ -11,6 +11,7 @@ atomically and schedules are append-only.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -156,7 +157,7 @@ class PlanStore:
             self._s.schedules[key] = sched
             return sched
 
-    def raters(self, test_id: str) -> list[str]:
+    def raters(self, test_id: str) -> builtins.list[str]:  # `list` here is the method above
         """Raters who started ``test_id``, in arrival order."""
         path = self.folder / f"{check_test_id(test_id)}.schedules.jsonl"
         out: list[str] = []

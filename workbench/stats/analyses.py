@@ -480,7 +480,8 @@ def ranking(
             hi = np.quantile(boot, 1 - q, axis=0) if len(boot) else np.full(len(group), np.nan)
             # sort by lower bound, then strength; exact ties keep no listing-order advantage (same rank below)
             sort = sorted(range(len(group)), key=lambda i: (-np.nan_to_num(lo[i], nan=-1), -s[i], group[i]))
-            tier, members = 1, []
+            tier = 1
+            members: list = []
             for i in sort:
                 it = group[i]
                 if members and any((m, it) in beats for m in members):

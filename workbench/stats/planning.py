@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -185,7 +186,7 @@ def planned_votes(
     m = max(1, int(n_comparisons or n_pairs))
     r = int(n_raters or DEFAULT_RATERS)
     c = int(n_clips or DEFAULT_CLIPS)
-    base = dict(
+    base: dict[str, Any] = dict(
         n_pairs=n_pairs,
         n_comparisons=m,
         min_effect=min_effect,
@@ -245,7 +246,7 @@ def _feasible(r: int, c: int, effect: float, alpha: float, power: float, icc_r: 
 
 
 def _suggestion(r: int, c: int, effect: float, alpha: float, power: float, icc_r: float, icc_c: float) -> str:
-    """ "(e.g. 14 raters, or 12 clips)": the fewest raters (clips kept) or clips (raters kept) that would do."""
+    """Suggest "(e.g. 14 raters, or 12 clips)": the fewest raters (clips kept) or clips (raters kept) that would do."""
     options = []
     more_r = next((x for x in range(r + 1, 201) if _feasible(x, c, effect, alpha, power, icc_r, icc_c)), None)
     more_c = next((x for x in range(c + 1, 201) if _feasible(r, x, effect, alpha, power, icc_r, icc_c)), None)
@@ -276,7 +277,7 @@ def target_from_plan(plan) -> int | None:
         return None
     if isinstance(size, SamplePlan):
         return size.votes_per_pair
-    value = size.get("votes_per_pair") if isinstance(size, dict) else getattr(size, "votes_per_pair", None)
+    value: Any = size.get("votes_per_pair") if isinstance(size, dict) else getattr(size, "votes_per_pair", None)
     try:
         value = int(value)
     except (TypeError, ValueError):
@@ -341,7 +342,7 @@ def look(y, rater, clip, target: int | None) -> tuple[Clustered, float]:
 
 
 def progress_line(decisive: int, target: int | None) -> str:
-    """ "not settled yet: 23 of 60 planned votes" (or why there is no target)."""
+    """Say "not settled yet: 23 of 60 planned votes" (or why there is no target)."""
     if target is None:
         return "no feasible planned size"
     return f"not settled yet: {min(decisive, target)} of {target} planned votes"

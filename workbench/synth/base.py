@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -25,7 +25,7 @@ class SynthesisBackend(Protocol):
     runs in the app's process or inside a cluster worker.
     """
 
-    name: str  # the value of RenderPlan.backend this backend serves
+    name: ClassVar[str]  # the value of RenderPlan.backend this backend serves
 
     def synthesize(self, plan: RenderPlan) -> Synthesis:
         """Raw audio for ``plan``; raises a :class:`~workbench.errors.WorkbenchError` naming what to fix."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from .. import audio
 from ..catalog import Checkpoint
@@ -14,7 +15,7 @@ from .base import Synthesis
 class ClipFolderBackend:
     """Reads clips laid out as ``<folder>/<reference>/<sentence>.<ext>``. Thread-safe, no state."""
 
-    name = "clips"
+    name: ClassVar[str] = "clips"
 
     @staticmethod
     def clip_file(ck: Checkpoint, source: str, reference: str, sentence: str | None) -> Path:
@@ -29,6 +30,8 @@ class ClipFolderBackend:
                 f"{ck.name} has no model files, only pre-rendered clips, so it cannot say custom text; "
                 f"put an XTTS checkpoint in {ck.model_dir}"
             )
+        if folder is None:  # the catalog only gives this source to checkpoints that have the folder
+            raise RenderError(f"{ck.name} has no {source} folder; set clips_dir or demo_dir in the catalog")
         for ext in audio.READ_EXTENSIONS:
             p = folder / reference / f"{sentence}{ext}"
             if p.is_file():

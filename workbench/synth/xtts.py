@@ -382,15 +382,13 @@ class XttsBackend:
     device: str = "auto"
     fp16: bool = False
     max_loaded_models: int = 1
-    models: ModelCache | None = None
+    models: ModelCache = field(default_factory=lambda: MODELS)  # the process's LRU unless one is passed
     base_models_dir: Path | None = None
     _base_dirs: dict[str, Path] = field(default_factory=dict, repr=False)
     stats: dict[str, int] = field(default_factory=lambda: {"conditioning_computed": 0, "conditioning_cached": 0})
 
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
-        if self.models is None:
-            self.models = MODELS
         self.models.limit = max(1, int(self.max_loaded_models))
 
     # -------------------------------------------------------------- models
@@ -572,7 +570,7 @@ class XttsBackend:
         s = ck.inference
         with device_lock(device):
             t0 = time.perf_counter()
-            was_loaded = self.model_key(ck, device) in self.models.keys()
+            was_loaded = self.model_key(ck, device) in self.models.keys()  # noqa: SIM118 (ModelCache is not a dict)
             loaded = self.load(ck, device)
             t1 = time.perf_counter()
             gpt_cond_latent, speaker_embedding, cond_info = self.conditioning(loaded, ref, s, reference_file)

@@ -53,7 +53,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             def admin_tabs(request: gr.Request):
                 return _admin_tabs(ctx, request)
 
-            demo.load(admin_tabs, None, [compare_tab, results_tab, tabs], api_name=False)
+            demo.load(admin_tabs, None, [compare_tab, results_tab, tabs], api_visibility="private")
         guard.close_session_on_unload(ctx, demo)
     return demo
 

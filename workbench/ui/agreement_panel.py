@@ -1,4 +1,4 @@
-"""Results: do the measurements agree with the ears? (admins)
+"""Results panel (admins): whether the measurements agree with the ears.
 
 For the votes of a test (or all votes), the share of decisive votes where the clip with
 the better DNSMOS OVRL, and separately the better speaker similarity, was the one the
@@ -66,6 +66,7 @@ def measure_agreement(
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
+    """The metric-vote agreement panel on the Results tab."""
     with gr.Accordion("Do the measurements agree with the ears? (DNSMOS, speaker similarity vs votes)", open=False):
         with gr.Row():
             test = gr.Dropdown(label="Votes of", choices=[], value=None, scale=3)
@@ -73,12 +74,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             go = gr.Button("Measure agreement", scale=1)
         notes = gr.Markdown()
         table = gr.Dataframe(interactive=False, wrap=True, elem_classes="wb-table")
-    demo.load(bind(test_choices, ctx), None, test, api_name=False, show_progress="hidden")
+    demo.load(bind(test_choices, ctx), None, test, api_visibility="private", show_progress="hidden")
     go.click(
         bind(measure_agreement, ctx),
         [test, include],
         [notes, table],
-        api_name=False,
+        api_visibility="private",
         concurrency_id="render",
         concurrency_limit=1,
     )

@@ -8,7 +8,7 @@ question, the sentence text and the reference when the plan allows them, two cli
 with random names and fresh content per trial (the same for a control, a repeat or a
 training trial as for any other), a random per-trial token, progress counts and the
 test's title. The rater's :class:`~workbench.abtest.RaterSession` (which knows the key)
-stays in ``gr.State`` on the server. Every handler is private (``api_name=False``) and
+stays in ``gr.State`` on the server. Every handler is private (``api_visibility="private"``) and
 checks its caller itself: admin handlers call :func:`require_admin`; rater handlers
 check that the session belongs to the logged-in user.
 
@@ -24,6 +24,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -35,6 +36,7 @@ from ..votes import REASONS, BadVote, VoteStore, check_name
 from .blind_assets import PLAYER_HTML, PLAYER_JS, SLOT_TEMPLATE, STYLE, slot_js
 from .common import AppContext, bind, get_renderer, role_of, show_error, username
 
+PlayerEvent = Literal["play", "pause", "stop"]
 log = logging.getLogger(__name__)
 
 #: queue groups (votes and player events bypass the queue altogether, see :func:`build`):
@@ -143,7 +145,9 @@ def _rater(ctx: AppContext, typed: str | None, request: gr.Request | None) -> st
     """The rater's name: the login when login is on, else the typed name."""
     if ctx.auth_enabled:
         role_of(ctx, request)  # refuses unknown callers
-        return username(ctx, request)
+        name = username(ctx, request)
+        assert name is not None  # role_of refused callers without a login
+        return name
     try:
         return check_name(typed or "", "your name")
     except VoteError:
@@ -307,7 +311,7 @@ def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
         if ctx.auth_enabled:
             name = username(ctx, request)
             role_of(ctx, request)
-            who = f"Rating as **{html.escape(name)}**."
+            who = f"Rating as **{html.escape(name or '')}**."
             return gr.update(visible=False), who, _tests_update(ctx, name, _invited(request))
         name = (saved_name or "").strip()
         who = "Type your name, pick a test and press **Start**."
@@ -315,6 +319,7 @@ def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
 
 
 def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
+    """Refill the rater's list of open tests (the typed name counts only without login)."""
     with _RaterErrors():
         name = username(ctx, request) if ctx.auth_enabled else (typed or "").strip()
         if ctx.auth_enabled:
@@ -356,7 +361,7 @@ def begin(ctx: AppContext, session: RaterSession | None, request: gr.Request):
         return gr.update(visible=False), gr.update(visible=True)
 
 
-def player_event(ctx: AppContext, which: str, event: str, session: RaterSession | None, request: gr.Request):
+def player_event(ctx: AppContext, which: str, event: PlayerEvent, session: RaterSession | None, request: gr.Request):
     """A slot started, paused or ended playing; unlock voting once both were played (and delivered)."""
     if session is None or session.current is None:
         return tuple(gr.skip() for _ in range(4))
@@ -385,12 +390,14 @@ def vote(
 
 
 def next_trial(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+    """Show the rater's next unanswered trial."""
     with _RaterErrors():
         session = _own(ctx, session, request)
         return _view(ctx, session, session.show_next())
 
 
 def change_previous(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+    """Show the previous trial again so the rater can change that vote."""
     with _RaterErrors():
         session = _own(ctx, session, request)
         shown = session.show_previous()
@@ -435,7 +442,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             progress = gr.HTML("", elem_id="wb-progress")
             question = gr.HTML("", elem_id="wb-question")
             text = gr.Markdown("", visible=False, elem_id="wb-text")
-            holder = {"html_template": SLOT_TEMPLATE, "container": False, "padding": False, "elem_classes": "wb-hidden"}
+            holder: dict[str, Any] = {
+                "html_template": SLOT_TEMPLATE,
+                "container": False,
+                "padding": False,
+                "elem_classes": "wb-hidden",
+            }
             audio_a = gr.HTML("", elem_id="wb-audio-a", js_on_load=slot_js("A"), **holder)
             audio_b = gr.HTML("", elem_id="wb-audio-b", js_on_load=slot_js("B"), **holder)
             ref = gr.HTML("", elem_id="wb-ref", visible=False, js_on_load=None, **holder)
@@ -486,9 +498,17 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     ]
     # Votes and player events take a few milliseconds: they skip the queue (one plain
     # request each, no event stream), so they never wait behind anything queued.
-    direct = {"api_name": False, "queue": False}
-    light = {"api_name": False, "concurrency_id": LIGHT_GROUP, "concurrency_limit": LIGHT_LIMIT}
-    trial = {"api_name": False, "concurrency_id": TRIAL_GROUP, "concurrency_limit": TRIAL_LIMIT}
+    direct: dict[str, Any] = {"api_visibility": "private", "queue": False}
+    light: dict[str, Any] = {
+        "api_visibility": "private",
+        "concurrency_id": LIGHT_GROUP,
+        "concurrency_limit": LIGHT_LIMIT,
+    }
+    trial: dict[str, Any] = {
+        "api_visibility": "private",
+        "concurrency_id": TRIAL_GROUP,
+        "concurrency_limit": TRIAL_LIMIT,
+    }
 
     demo.load(b(rater_load, ctx), [saved_name], [name, who, test], **light)
     refresh.click(b(refresh_tests, ctx), [name], [test], **light)

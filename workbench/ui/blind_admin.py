@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import statistics
 from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
 import gradio as gr
@@ -101,7 +102,7 @@ def _admin_refresh(ctx: AppContext, message: str, rater: str | None, request: gr
 
 def admin_load(ctx: AppContext, request: gr.Request):
     """Fill the admin panel for admins; raters get nothing (no names in their page)."""
-    if ctx.auth_enabled and ctx.users.role(username(ctx, request)) != "admin":
+    if ctx.users is not None and ctx.users.role(username(ctx, request)) != "admin":
         return (gr.update(visible=False),) + tuple(gr.skip() for _ in range(8))
     with _Errors():
         cat = ctx.catalog
@@ -267,6 +268,7 @@ def create_test(
     require_play: bool,
     request: gr.Request,
 ):
+    """Create a blind test from the admin form (a draft until opened)."""
     require_admin(ctx, request)
     with _Errors():
         spec = _spec(
@@ -292,6 +294,7 @@ def create_test(
 
 
 def load_plan_file(ctx: AppContext, file: str | None, request: gr.Request):
+    """Create a test from an uploaded plan YAML (saved as a draft first, then given the file's status)."""
     require_admin(ctx, request)
     with _Errors():
         if not file:
@@ -347,6 +350,7 @@ def _durations(plan: TestPlan, reqs: list[RenderRequest], clips: list) -> str:
 
 
 def close_test(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """Close a test: no more votes; its results stay."""
     require_admin(ctx, request)
     with _Errors():
         plan = services(ctx).plans.set_status(test_id or "", "closed")
@@ -355,6 +359,7 @@ def close_test(ctx: AppContext, test_id: str | None, request: gr.Request):
 
 
 def archive_test(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """Archive a test: raters no longer see it; its votes stay in the CSV."""
     require_admin(ctx, request)
     with _Errors():
         plan = services(ctx).plans.set_status(test_id or "", "archived")
@@ -363,6 +368,7 @@ def archive_test(ctx: AppContext, test_id: str | None, request: gr.Request):
 
 
 def delete_test(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """Delete a closed or draft test's plan and schedules (its votes stay in the CSV)."""
     require_admin(ctx, request)
     with _Errors():
         svc = services(ctx)
@@ -378,6 +384,7 @@ def delete_test(ctx: AppContext, test_id: str | None, request: gr.Request):
 
 
 def show_invite(ctx: AppContext, test_id: str | None, request: gr.Request):
+    """The invite link for a test, built from the address the admin is using."""
     require_admin(ctx, request)
     return invite_link(request, test_id)
 
@@ -468,7 +475,7 @@ def build(ctx: AppContext, demo: gr.Blocks, rater_test: gr.Dropdown) -> None:
         )
         admin_msg = gr.Markdown("", elem_id="wb-admin-msg")
 
-    fields = [
+    fields: list[Any] = [
         title,
         question,
         checkpoints,
@@ -490,20 +497,22 @@ def build(ctx: AppContext, demo: gr.Blocks, rater_test: gr.Dropdown) -> None:
         b(admin_load, ctx),
         None,
         [admin_box, checkpoints, references, sentences, presets, tests_table, admin_test, invite, summary],
-        api_name=False,
+        api_visibility="private",
     )
-    gr.on([f.change for f in fields], b(preview, ctx), fields, summary, api_name=False, show_progress="hidden")
-    create_btn.click(b(create_test, ctx), fields, outs, api_name=False)
-    load_btn.click(b(load_plan_file, ctx), [plan_file], outs, api_name=False)
+    gr.on(
+        [f.change for f in fields], b(preview, ctx), fields, summary, api_visibility="private", show_progress="hidden"
+    )
+    create_btn.click(b(create_test, ctx), fields, outs, api_visibility="private")
+    load_btn.click(b(load_plan_file, ctx), [plan_file], outs, api_visibility="private")
     open_btn.click(
         b(open_test, ctx),
         [admin_test],
         outs,
-        api_name=False,
+        api_visibility="private",
         concurrency_id=RENDER_GROUP,
         concurrency_limit=RENDER_LIMIT,
     )
-    close_btn.click(b(close_test, ctx), [admin_test], outs, api_name=False)
-    archive_btn.click(b(archive_test, ctx), [admin_test], outs, api_name=False)
-    delete_btn.click(b(delete_test, ctx), [admin_test], outs, api_name=False)
-    admin_test.change(b(show_invite, ctx), [admin_test], [invite], api_name=False)
+    close_btn.click(b(close_test, ctx), [admin_test], outs, api_visibility="private")
+    archive_btn.click(b(archive_test, ctx), [admin_test], outs, api_visibility="private")
+    delete_btn.click(b(delete_test, ctx), [admin_test], outs, api_visibility="private")
+    admin_test.change(b(show_invite, ctx), [admin_test], [invite], api_visibility="private")

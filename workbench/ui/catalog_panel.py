@@ -22,7 +22,8 @@ def catalog_rows(ctx: AppContext, request: gr.Request) -> pd.DataFrame:
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
+    """The catalog panel on the Compare tab (checkpoints, references, availability)."""
     with gr.Accordion("Catalog", open=False):
         gr.Markdown(f"`{ctx.catalog.path.name}` — rows marked **demo** play bundled demo clips.")
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True)
-    demo.load(bind(catalog_rows, ctx), None, table, api_name=False)
+    demo.load(bind(catalog_rows, ctx), None, table, api_visibility="private")

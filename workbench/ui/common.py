@@ -53,7 +53,8 @@ def bind(fn: Callable, *bound) -> Callable:
         return fn(*bound, *args, **kwargs)
 
     sig = inspect.signature(fn)
-    handler.__signature__ = sig.replace(parameters=list(sig.parameters.values())[len(bound) :])
+    params = list(sig.parameters.values())[len(bound) :]
+    handler.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]  # read by inspect
     return handler
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -91,7 +92,8 @@ _ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"(),;]+/)+([^\s/:'\"(),;]*)")
 
 def tidy_message(ctx: AppContext, text: str) -> str:
     """A message fit for the page: paths relative to the catalog's folder, other absolute paths
-    shortened to their last part (the browser need not learn the server's layout)."""
+    shortened to their last part (the browser need not learn the server's layout).
+    """
     base = str(ctx.catalog.path.parent).rstrip("/") + "/"
     text = text.replace(base, "")
     return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
@@ -121,7 +123,8 @@ WATCH_INTERVAL_S = 2.0
 
 def sync_catalog(ctx: AppContext, *, force: bool = False) -> LiveCatalog:
     """Pick up edits of the catalog files: a good edit becomes the app's catalog (context,
-    renderer, comparer); a bad one leaves the last good catalog in use (``live.error`` says why)."""
+    renderer, comparer); a bad one leaves the last good catalog in use (``live.error`` says why).
+    """
     live = ctx.extras.get("live_catalog")
     if live is None:
         live = ctx.extras.setdefault("live_catalog", LiveCatalog(ctx.catalog))
@@ -231,7 +234,8 @@ def _fmt(v: float) -> str:
 
 def metrics_for_display(metrics: pd.DataFrame, first: str | None = None) -> pd.DataFrame:
     """The metrics table turned for reading: one row per metric (with units), one column per
-    clip, then one ``<clip> − <first>`` column per other checkpoint when ``first`` is given."""
+    clip, then one ``<clip> − <first>`` column per other checkpoint when ``first`` is given.
+    """
     df = metrics.T.astype(float)
     df.columns = [str(c) for c in df.columns]
     if first is not None and first in df.columns:
@@ -324,12 +328,12 @@ _JS_SET_URL = "(q) => { if (q) { window.history.replaceState(null, '', q); } ret
 def compare_outputs(ctx: AppContext, c: Comparison) -> list:
     """Widget values for a finished comparison, in the order of the tab's compare outputs."""
     entries: list[tuple[str, str, str]] = []
-    if c.reference is not None:
-        ref = ctx.catalog.reference(c.selection.reference)
-        ref_path = reference_audio_path(ref)
+    ref = ctx.catalog.reference(c.selection.reference)
+    ref_path = reference_audio_path(ref)
+    if c.reference is not None and ref_path is not None:  # a built-in voice has no recording to play
         badge = "**DEMO** stand-in recording · " if reference_availability(ref).is_demo else "recording · "
         entries.append((str(ref_path), f"{ref.id} · reference", badge + f"`{ref_path.name}`"))
-    entries += [(str(m.clip.path), player_label(m.clip), clip_caption(m.clip)) for m in c.clips]
+    entries += [(str(m.clip.path), player_label(m.clip), clip_caption(m.clip)) for m in c.clips if m.clip]
     players: list = []
     for i in range(N_PLAYERS):
         if i < len(entries):
@@ -338,7 +342,7 @@ def compare_outputs(ctx: AppContext, c: Comparison) -> list:
         else:
             players += [gr.update(visible=False), gr.update(value=None), gr.update(value="")]
     fig = c.figures
-    checkpoints = list(dict.fromkeys(m.clip.request.checkpoint for m in c.clips))
+    checkpoints = list(dict.fromkeys(m.clip.request.checkpoint for m in c.clips if m.clip))
     return [
         status_markdown(ctx, c),
         c.selection.link(),
@@ -604,13 +608,15 @@ def enhancement_diff(
         )
     except Exception as e:  # one message in one place; the last diff stays on screen
         return _keep_results(N_ENH_OUTPUTS, failure(ctx, "diff", e))
+    plain, enhanced = d.plain.clip, d.enhanced.clip
+    assert plain is not None and enhanced is not None  # rendered clips (only a reference has none)
     caption = (
-        f"{clip_caption(d.enhanced.clip)}  \nMCD between the two: {_fmt(d.mcd_db)} dB; "
+        f"{clip_caption(enhanced)}  \nMCD between the two: {_fmt(d.mcd_db)} dB; "
         "positive deltas mean the preset raised the metric."
     )
     return [
-        gr.update(value=str(d.plain.clip.path), label=player_label(d.plain.clip)),
-        gr.update(value=str(d.enhanced.clip.path), label=player_label(d.enhanced.clip)),
+        gr.update(value=str(plain.path), label=player_label(plain)),
+        gr.update(value=str(enhanced.path), label=player_label(enhanced)),
         caption,
         str(d.figure),
         d.deltas.rename(index=DELTA_LABELS).round(3).rename_axis("metric").reset_index(),
@@ -739,48 +745,59 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             enh_table = gr.Dataframe(label="Metric deltas (after - before)", interactive=False, elem_classes="wb-table")
             enh_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
 
-    inputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, retake, align]
-    outputs = [status, link_box, *players, verdict, overlay, difference, spectrum, spectro, pitch, energy]
+    inputs: list[Any] = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, retake, align]
+    outputs: list[Any] = [status, link_box, *players, verdict, overlay, difference, spectrum, spectro, pitch, energy]
     outputs += [metrics, pairwise]
     outputs += [files, enh_ck, results_col, empty, error_box]
     assert len(outputs) == N_COMPARE_OUTPUTS
-    load_outputs = [reference, sentence, custom_text, checkpoints, preset, per_side, *side, take, enh_ck, enh_preset]
+    load_outputs: list[Any] = [
+        reference,
+        sentence,
+        custom_text,
+        checkpoints,
+        preset,
+        per_side,
+        *side,
+        take,
+        enh_ck,
+        enh_preset,
+    ]
     load_outputs += [preset_note, retake]
     assert len(load_outputs) == N_LOAD_OUTPUTS
-    render_slot = {"concurrency_id": "render", "concurrency_limit": 1}
+    render_slot: dict[str, Any] = {"concurrency_id": "render", "concurrency_limit": 1}
 
-    run.click(bind(compare, ctx), inputs, outputs, api_name=False, **render_slot).success(
+    run.click(bind(compare, ctx), inputs, outputs, api_visibility="private", **render_slot).success(
         None, link_box, None, js=_JS_SET_URL
     )
-    per_side.change(bind(toggle_per_side, ctx), per_side, side_row, api_name=False)
-    checkpoints.change(bind(side_pickers, ctx), checkpoints, side, api_name=False)
+    per_side.change(bind(toggle_per_side, ctx), per_side, side_row, api_visibility="private")
+    checkpoints.change(bind(side_pickers, ctx), checkpoints, side, api_visibility="private")
     checkpoints.input(
         bind(offer_presets, ctx),
         [checkpoints, preset, *side],
         [preset, *side, preset_note],
-        api_name=False,
+        api_visibility="private",
     )
-    enh_ck.input(bind(offer_enh_presets, ctx), [enh_ck, enh_preset], enh_preset, api_name=False)
+    enh_ck.input(bind(offer_enh_presets, ctx), [enh_ck, enh_preset], enh_preset, api_visibility="private")
     add_run.click(
         bind(add_old_renders, ctx),
         [add_name, add_folder, add_zip, add_notes, checkpoints],
         [add_result, checkpoints],
-        api_name=False,
+        api_visibility="private",
     )
-    zoom_run.click(bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_name=False)
-    zoom_all.click(lambda: (None, None), None, [zoom_from, zoom_to], api_name=False, queue=False).then(
-        bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_name=False
+    zoom_run.click(bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_visibility="private")
+    zoom_all.click(lambda: (None, None), None, [zoom_from, zoom_to], api_visibility="private", queue=False).then(
+        bind(zoom_overlay, ctx), [zoom_from, zoom_to], overlay, api_visibility="private"
     )
-    demo.load(bind(catalog_note, ctx), None, catalog_box, api_name=False)
-    gr.Timer(5.0).tick(bind(catalog_note, ctx), None, catalog_box, api_name=False, show_progress="hidden")
+    demo.load(bind(catalog_note, ctx), None, catalog_box, api_visibility="private")
+    gr.Timer(5.0).tick(bind(catalog_note, ctx), None, catalog_box, api_visibility="private", show_progress="hidden")
     watch_catalog(ctx)
-    demo.load(bind(load_page, ctx), None, load_outputs, api_name=False).then(
-        bind(compare_from_link, ctx), inputs, outputs, api_name=False, **render_slot
+    demo.load(bind(load_page, ctx), None, load_outputs, api_visibility="private").then(
+        bind(compare_from_link, ctx), inputs, outputs, api_visibility="private", **render_slot
     ).success(None, link_box, None, js=_JS_SET_URL)
     enh_run.click(
         bind(enhancement_diff, ctx),
         [reference, sentence, custom_text, enh_ck, enh_preset, take],
         [enh_plain, enh_with, enh_caption, enh_img, enh_table, enh_files, enh_results, enh_error],
-        api_name=False,
+        api_visibility="private",
         **render_slot,
     )

@@ -84,7 +84,8 @@ class Limits:
     trial and starts a test a few times an hour; the serve and vote buckets are far above
     that (simulated raters in bench/ vote back to back), they stop scripted floods. Disk
     stays bounded anyway: a session's served copies are replaced trial by trial and the
-    temp folder is swept by size."""
+    temp folder is swept by size.
+    """
 
     idle_s: float = 12 * 3600.0  # a login cookie unused this long (s) is dropped
     min_free_bytes: int = security.MIN_FREE_BYTES
@@ -160,6 +161,7 @@ class Guard:
         return self.ctx.users is not None
 
     def _verify(self, name: str, password: str) -> bool:
+        assert self.ctx.users is not None  # the checker exists only with login on
         return self.ctx.users.verify(name, password)
 
     async def login(self, username: str, password: str) -> bool:
@@ -170,6 +172,7 @@ class Guard:
             self.counts["logins_refused"] += 1
             await asyncio.sleep(min(wait, TARPIT_S))
             raise _http_error(429, security.too_many(self.throttle.wait_s(username, address)))
+        assert self.checker is not None  # Gradio calls login() only when auth is on
         try:
             ok = await self.checker.check(username, password)
         except LoginRefused as e:
@@ -282,7 +285,8 @@ class GuardMiddleware:
         """The caller's address. Uvicorn already replaced a loopback peer's address with the
         last one in ``X-Forwarded-For`` (what the share tunnel's proxy appends); a loopback
         address left behind the tunnel means the tunnel named nobody: no address then, so
-        one locked "address" does not lock out everyone on the link."""
+        one locked "address" does not lock out everyone on the link.
+        """
         peer = (scope.get("client") or (None,))[0]
         if self.guard.behind_tunnel and _is_loopback(peer):
             return None
@@ -310,7 +314,7 @@ class GuardMiddleware:
                 e = security.too_many(g.throttle.wait_s(None, address))
                 return await _reply(send, 429, str(e), {"Retry-After": int(e.retry_s)})
             return await self.app(scope, receive, self._capture_login(gapp, send))
-        role = g.ctx.users.role(user) if user else None
+        role = g.ctx.users.role(user) if user and g.ctx.users is not None else None
         if path.startswith(f"{API}/deep_link"):
             return await _reply(send, 404, "Deep links are turned off on this server.")
         if role != "admin" and (
@@ -348,7 +352,7 @@ class GuardMiddleware:
         for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
             token = cookies.get(name)
             user = tokens.get(token) if token else None
-            if user is None:
+            if token is None or user is None:
                 continue
             why = self.guard.book.check(token, user)
             if why is None:
@@ -469,7 +473,8 @@ def _replay(body: bytes):
 
 def close_session_on_unload(ctx: AppContext, demo: gr.Blocks) -> None:
     """When a page closes (Gradio's heartbeat ends), close its rater sessions: their served
-    copies, and Gradio's cached copies of them, are deleted at once."""
+    copies, and Gradio's cached copies of them, are deleted at once.
+    """
     from ..abtest import RaterSession
 
     def on_unload(request: gr.Request):

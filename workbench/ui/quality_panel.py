@@ -41,7 +41,7 @@ def _takes(ctx: AppContext, a: Assessment) -> str:
         return "not in the catalog now"
 
 
-def flagged_view(ctx: AppContext) -> tuple[str, pd.DataFrame, dict]:
+def flagged_view(ctx: AppContext) -> tuple[str, pd.DataFrame, gr.Dropdown]:
     """Summary, table and picker of every flagged take in the store."""
     flagged = get_quality_store(ctx).flagged()
     rows = [
@@ -92,6 +92,7 @@ def regenerate_flagged(ctx: AppContext, key: str | None, request: gr.Request, pr
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
+    """The Flagged takes panel on the Compare tab: list bad-take flags, regenerate the next take."""
     with gr.Accordion("Flagged takes (quality checks)", open=False):
         gr.Markdown(
             "Takes whose measurements fall outside their checkpoint's normal range: long silences, clipping, "
@@ -107,12 +108,12 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_classes="wb-table")
         result = gr.Markdown()
         player = gr.Audio(label="new take", type="filepath", interactive=False)
-    refresh.click(bind(list_flagged, ctx), None, [summary, table, pick], api_name=False)
+    refresh.click(bind(list_flagged, ctx), None, [summary, table, pick], api_visibility="private")
     go.click(
         bind(regenerate_flagged, ctx),
         pick,
         [result, player, summary, table, pick],
-        api_name=False,
+        api_visibility="private",
         concurrency_id="render",
         concurrency_limit=1,
     )

@@ -109,6 +109,7 @@ def cancel_batch(ctx: AppContext, request: gr.Request) -> str:
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
+    """The batch render panel on the Compare tab."""
     with gr.Accordion("Batch render", open=False):
         gr.Markdown(
             "Render every combination into the cache (failures are listed, the rest goes on). "
@@ -127,14 +128,14 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
             stop = gr.Button("Cancel batch", variant="secondary")
         summary = gr.Markdown()
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True)
-    demo.load(bind(panel_choices, ctx), None, [cks, refs, sents, presets], api_name=False)
+    demo.load(bind(panel_choices, ctx), None, [cks, refs, sents, presets], api_visibility="private")
     go.click(
         bind(batch_render, ctx),
         [cks, refs, sents, presets, takes],
         [summary, table],
-        api_name=False,
+        api_visibility="private",
         concurrency_id="render",
         concurrency_limit=1,
     )
     # outside the render slot, so it runs while the batch holds it
-    stop.click(bind(cancel_batch, ctx), None, summary, api_name=False, concurrency_id="render-cancel")
+    stop.click(bind(cancel_batch, ctx), None, summary, api_visibility="private", concurrency_id="render-cancel")

@@ -19,11 +19,12 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
 
 import gradio as gr
 
 from .. import report
+from ..comparison import compare_link
 from ..errors import WorkbenchError
 from .common import AppContext, bind, require_admin, show_error
 
@@ -49,23 +50,9 @@ SECTIONS = {
 
 def compare_href(selection: dict) -> str:
     """Relative URL opening ``selection`` in the Compare tab (the query the Compare tab restores)."""
-    try:
-        from .compare import compare_link
-    except ImportError:
-        compare_link = None
-    if compare_link is not None:
-        return compare_link(
-            selection["reference"], selection["sentence"], selection["checkpoints"], preset=selection["preset"], take=1
-        )
-    query = {
-        "tab": "compare",
-        "reference": selection["reference"],
-        "sentence": selection["sentence"],
-        "checkpoints": ",".join(selection["checkpoints"]),
-        "preset": selection["preset"],
-        "take": 1,
-    }
-    return "?" + urlencode(query, safe=",")
+    return compare_link(
+        selection["reference"], selection["sentence"], selection["checkpoints"], preset=selection["preset"], take=1
+    )
 
 
 def file_state(path: Path) -> tuple[int, int] | None:
@@ -150,6 +137,7 @@ def _esc(text: str) -> str:
 
 
 def status_line(summary) -> str:
+    """One line on what the tables show: the file, its rows, superseded rows, effective votes."""
     extra = summary.extra
     if not extra.get("rows"):
         return f"No votes in `{extra.get('path', '')}` yet."
@@ -252,7 +240,7 @@ def on_download(ctx: AppContext, test_id: str | None, request: gr.Request, inclu
 # --------------------------------------------------------------------------- layout
 
 #: table components: the report's table styles, scoped to the component; no click events
-_HTML = {"css_template": report.CSS_TABLES, "js_on_load": None, "padding": True}
+_HTML: dict[str, Any] = {"css_template": report.CSS_TABLES, "js_on_load": None, "padding": True}
 
 
 def build(ctx: AppContext, demo: gr.Blocks) -> None:
@@ -290,10 +278,10 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
     outputs += [overview, breakdowns, reasons, raters, shown]
     assert len(outputs) == _N_OUTPUTS
 
-    demo.load(bind(on_load, ctx), None, [*outputs, timer], api_name=False, show_progress="hidden")
-    test.input(bind(on_select, ctx), [test, include], outputs, api_name=False)
-    include.input(bind(on_select, ctx), [test, include], outputs, api_name=False)
-    refresh.click(bind(on_select, ctx), [test, include], outputs, api_name=False)
-    timer.tick(bind(on_tick, ctx), [test, shown, include], outputs, api_name=False, show_progress="hidden")
-    live.change(bind(on_live, ctx), live, timer, api_name=False)
-    make_report.click(bind(on_download, ctx), [test, include], report_file, api_name=False)
+    demo.load(bind(on_load, ctx), None, [*outputs, timer], api_visibility="private", show_progress="hidden")
+    test.input(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
+    include.input(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
+    refresh.click(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
+    timer.tick(bind(on_tick, ctx), [test, shown, include], outputs, api_visibility="private", show_progress="hidden")
+    live.change(bind(on_live, ctx), live, timer, api_visibility="private")
+    make_report.click(bind(on_download, ctx), [test, include], report_file, api_visibility="private")
