@@ -33,7 +33,7 @@ import pandas as pd
 from . import analysis, audio, plots
 from .analysis import EnvelopePyramid  # a bare name: the field `analysis` shadows the module in Measured
 from .catalog import Catalog, reference_audio_path
-from .errors import RenderError
+from .errors import RenderError, WorkbenchError
 from .executor import INTERACTIVE
 from .render import CLIP_SR, Clip, Renderer, RenderRequest
 
@@ -656,7 +656,10 @@ class Comparer:
         out = {}
         for m in clips:
             report(0.8, f"quality of {m.label}")
-            out[m.label] = assess_clip(self.quality, self.catalog, m.clip)
+            try:
+                out[m.label] = assess_clip(self.quality, self.catalog, m.clip)
+            except WorkbenchError as e:  # e.g. DNSMOS not installed: compare without the flags
+                log.warning("quality checks skipped for %s: %s", m.label, e)
         return out
 
     def enhancement_diff(
