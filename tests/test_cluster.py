@@ -119,6 +119,17 @@ def test_cli_batch_on_the_cluster_matches_a_local_run_clip_by_clip(site, tmp_pat
     assert any("127.0.0.3" in s for s in sidecars)  # both nodes took work
 
 
+def test_renderers_in_one_process_share_one_set_of_workers(site):
+    _, catalog, cluster = site
+    cat = load_catalog(catalog)
+    first, second = Renderer(cat, cluster=cluster.address), Renderer(cat, cluster=cluster.address)
+    assert first.executor is second.executor and first.executor.parallel
+    first.close()  # frees the slots for the tests below; a later renderer gets new workers
+    third = Renderer(cat, cluster=cluster.address)
+    assert third.executor is not first.executor and not third.executor.closed
+    third.close()
+
+
 def test_a_worker_killed_mid_batch_has_its_clip_retried_elsewhere(site, executor):
     cluster = site[2]
     r = renderer_for(site, executor, "kill-cache")

@@ -407,6 +407,10 @@ class RayExecutor:
             self._ray.kill(s.actor)
         self._ray.kill(self._board)  # type: ignore[arg-type]  # an actor handle, whatever ray's stubs say
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def describe(self) -> str:
         return f"Ray cluster at {self.address} ({len(self._slots)} workers)"
 

@@ -12,6 +12,7 @@ provenance:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -76,12 +77,24 @@ class LocalExecutor:
         return "local (in this process)"
 
 
+#: cluster executors by (address, fp16, max_loaded_models): renderers in one process share
+#: one set of workers (a second set would wait for the slots the first one holds)
+_SHARED: dict[tuple, Executor] = {}
+_SHARED_GUARD = threading.Lock()
+
+
 def make_executor(cluster: str | None, *, fp16: bool = False, max_loaded_models: int = 1) -> Executor | None:
     """The executor for ``cluster``: ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto`` ->
-    :class:`workbench.cluster.RayExecutor` (connects now); None or ``local`` -> None (render here).
+    this process's :class:`workbench.cluster.RayExecutor` for it (connects on first use);
+    None or ``local`` -> None (render here).
     """
     if not cluster or cluster == "local":
         return None
     from .cluster import RayExecutor  # imports ray: only when a cluster is configured
 
-    return RayExecutor(cluster, fp16=fp16, max_loaded_models=max_loaded_models)
+    key = (cluster, fp16, max_loaded_models)
+    with _SHARED_GUARD:
+        ex = _SHARED.get(key)
+        if ex is None or ex.closed:
+            ex = _SHARED[key] = RayExecutor(cluster, fp16=fp16, max_loaded_models=max_loaded_models)
+        return ex
