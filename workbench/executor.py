@@ -16,11 +16,14 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .pipeline import Produced, produce
 from .renderplan import RenderPlan
 from .synth.base import SynthesisBackend
+
+if TYPE_CHECKING:
+    from .cluster import RayExecutor
 
 #: priority of a render someone is waiting for (Compare, enhancement diff, a regenerate)
 INTERACTIVE = 0
@@ -79,7 +82,7 @@ class LocalExecutor:
 
 #: cluster executors by (address, fp16, max_loaded_models): renderers in one process share
 #: one set of workers (a second set would wait for the slots the first one holds)
-_SHARED: dict[tuple, Executor] = {}
+_SHARED: dict[tuple, RayExecutor] = {}
 _SHARED_GUARD = threading.Lock()
 
 
