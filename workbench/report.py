@@ -201,13 +201,29 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def fmt_verdict(r) -> str:
-    """The verdict cell: "settled", "not settled yet: 23 of 60 planned votes" or "not settled"."""
-    if r.verdict == "planned target not reached":
-        return stats.progress_line(int(r.decisive), None if _missing(r.target) else int(r.target))
-    if r.verdict == "not settled" and _missing(r.target):
+def fmt_verdict(r, scope: str = "raters_in_general") -> str:
+    """The verdict cell of one scope: "settled", "not settled yet: 23 of 60 planned votes" or "not settled"."""
+    sfx = "" if scope == "raters_in_general" else "_these"
+    verdict, target = getattr(r, f"verdict{sfx}"), getattr(r, f"target{sfx}")
+    if verdict == "planned target not reached":
+        return stats.progress_line(int(r.decisive), None if _missing(target) else int(target))
+    if verdict == "not settled" and _missing(target):
         return "not settled (no feasible planned size)"
-    return str(r.verdict)
+    return str(verdict)
+
+
+def fmt_verdict_these(r) -> str:
+    """The "these raters" verdict cell."""
+    return fmt_verdict(r, "these_raters")
+
+
+#: how each scope reads in tables and sentences
+SCOPE_LABELS = {"raters_in_general": "raters in general", "these_raters": "these raters only"}
+
+
+def fmt_scope(scope) -> str:
+    """The headline scope cell: "raters in general", "these raters only" or "—" (nothing settled)."""
+    return SCOPE_LABELS.get(scope, _DASH) if isinstance(scope, str) else _DASH
 
 
 # --------------------------------------------------------------------------- tables
@@ -271,7 +287,13 @@ PAIR_SPEC: list[Column] = [
     ("p (sequential, Holm)", _col("p_adj", fmt_p)),
     ("Planned", _col("target", fmt_int)),
     ("Verdict", fmt_verdict),
-]
+    ("Interval, these raters", lambda r: f"{fmt_ci(r.verdict_low_these, r.verdict_high_these)} "
+     f"({fmt_conf(r.verdict_confidence_these)})"),
+    ("p, these raters", _col("p_adj_these", fmt_p)),
+    ("Planned, these raters", _col("target_these", fmt_int)),
+    ("Verdict, these raters", fmt_verdict_these),
+    ("Settled for", _col("scope", fmt_scope)),
+]  # fmt: skip
 RANKING_SPEC: list[Column] = [
     ("Kind", _col("kind")),
     ("Group", _col("group", fmt_int)),
@@ -385,8 +407,10 @@ def report_tables(summary) -> list[Table]:
         "Head to head",
         s.pairs,
         PAIR_SPEC,
-        f"Method: {s.method}. Effective n: the votes' worth as independent votes. Interval: the one the "
-        f"verdict uses (its level is Holm's for that pair; it excludes 50% when the pair is settled). {plan_note}",
+        f"Method: {s.method}. Effective n: the votes' worth as independent votes (for raters in general). "
+        f"Interval: the one the verdict uses (its level is Holm's for that pair; it excludes 50% when the pair is "
+        f"settled). Columns marked 'these raters' are the second scope: what the raters who voted prefer, with "
+        f"clips as the population; 'Settled for' names the widest scope that is settled. {plan_note}",
         _pair_links(s.pairs),
     )
     if s.pairs_screened is not None:
@@ -563,7 +587,8 @@ def _screened_sentence(s) -> str:
 
 
 def pair_sentence(r) -> str:
-    """One pair in words: what was compared, raters and clips, the preference and its interval, the verdict."""
+    """One pair in words: what was compared, raters and clips, the preference and its interval, the
+    verdict for raters in general and for these raters, and which scope is settled."""
     head = f"{r.item_a} vs {r.item_b}"
     ties = f", {_plural(int(r.ties), 'tie')}" if r.ties else ""
     if r.decisive == 0:
@@ -576,27 +601,60 @@ def pair_sentence(r) -> str:
     extra = f"; {r.decisive - r.used} votes after the planned {r.target} are not used" if r.decisive > r.used else ""
     text = (
         f"{head}: {_plural(int(r.raters), 'rater')}, {_plural(int(r.clips), 'clip')}, {r.used} decisive votes"
-        f"{ties} (worth {r.n_eff:.1f} independent votes){extra}. "
+        f"{ties} (worth {r.n_eff:.1f} independent votes for raters in general){extra}. "
     )
-    if rate == 0.5:
-        text += f"Level at 50% ({fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}). "
+    if r.scope == "these_raters":
+        text += _these_raters_sentence(r, corr)
     else:
-        interval = f"{fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}"
-        text += f"{win} preferred to {lose} in {fmt_pct(rate)} ({interval}). "
-    if r.verdict == "settled":
-        text += f"Settled: {win} is preferred ({fmt_p_eq(r.p_adj)} sequential, Holm)."
-    elif r.verdict == "planned target not reached":
-        text += stats.progress_line(int(r.decisive), int(r.target)).capitalize() + "."
-    elif _missing(r.target):
-        text += "Not settled: no number of votes is enough with these raters and clips (see the plan line)."
-    else:
-        text += "Not settled: the planned votes are in and the interval includes 50%; this is the final verdict."
+        if rate == 0.5:
+            text += f"Level at 50% ({fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}). "
+        else:
+            interval = f"{fmt_conf(r.verdict_confidence)} interval {fmt_ci(lo, hi)}{corr}"
+            text += f"{win} preferred to {lose} in {fmt_pct(rate)} ({interval}). "
+        if r.verdict == "settled":
+            text += f"Settled for raters in general: {win} is preferred ({fmt_p_eq(r.p_adj)} sequential, Holm)."
+        else:
+            text += _general_clause(r).capitalize() + "."
+        if r.verdict != "settled" or r.verdict_these != "settled":
+            text += f" For these raters: {fmt_verdict_these(r)}."
     if r.n_eff < SMALL_N_EFF or r.raters < 3 or r.clips < 2:
         text += (
             f" Warning: small sample ({r.n_eff:.1f} effective votes, {_plural(int(r.raters), 'rater')}); "
             "treat it as a first look."
         )
     return text
+
+
+def _general_clause(r) -> str:
+    """Why a pair is not settled for raters in general (lower case, no full stop)."""
+    if r.verdict == "planned target not reached":
+        return "for raters in general: " + stats.progress_line(int(r.decisive), int(r.target))
+    if _missing(r.target):
+        need = None if _missing(r.min_raters) else int(r.min_raters)
+        if need is not None and r.raters < need:
+            return f"too few raters to generalise: {int(r.raters)} of at least {need}"
+        return "not settled for raters in general: no number of votes is enough with these raters and clips"
+    return (
+        "not settled for raters in general: the planned votes are in and the interval includes 50%; "
+        "this is the final verdict"
+    )
+
+
+def _these_raters_sentence(r, corr: str) -> str:
+    """A pair settled for these raters only: "These 3 raters prefer feb1 (68%, ...; settled for these raters; ...)"."""
+    lead_a = r.win_rate_these >= 0.5
+    win = r.item_a if lead_a else r.item_b
+    rate = r.win_rate_these if lead_a else 1 - r.win_rate_these
+    lo, hi = (
+        (r.verdict_low_these, r.verdict_high_these) if lead_a else (1 - r.verdict_high_these, 1 - r.verdict_low_these)
+    )
+    return (
+        f"These {_plural(int(r.raters), 'rater')} prefer {win} ({fmt_pct(rate)}, "
+        f"{fmt_conf(r.verdict_confidence_these)} interval {fmt_ci(lo, hi)}{corr}, {_plural(int(r.clips), 'clip')}, "
+        f"{int(r.used_these)} votes worth {r.n_eff_these:.1f}; settled for these raters, "
+        f"{fmt_p_eq(r.p_adj_these)} sequential, Holm; {_general_clause(r)}). "
+        "This says what these raters prefer, not what raters in general would."
+    )
 
 
 # --------------------------------------------------------------------------- text
@@ -660,8 +718,8 @@ def _records(df: pd.DataFrame | None, columns: list[str]) -> list[dict] | None:
     return [{c: _clean(v) for c, v in zip(columns, row, strict=True)} for row in df[columns].itertuples(index=False)]
 
 
-#: pair columns in the JSON document (``settled`` is implied by ``verdict``)
-_JSON_PAIR = [c for c in stats.PAIR_COLUMNS if c != "settled"]
+#: pair columns in the JSON document (``settled`` / ``settled_these`` are implied by the verdicts)
+_JSON_PAIR = [c for c in stats.PAIR_COLUMNS if c not in ("settled", "settled_these")]
 
 
 def report_json(summary) -> dict:
@@ -670,7 +728,9 @@ def report_json(summary) -> dict:
     Per pair: counts, raw ``n`` / ``decisive`` / ``used`` and effective ``n_eff``, the
     estimate ``win_rate`` with its 95% interval and fixed-sample ``p_value``, the
     sequential ``p_seq`` and Holm ``p_adj``, the verdict interval and ``verdict`` (one of
-    settled, not settled, planned target not reached).
+    settled, not settled, planned target not reached), all for raters in general; the same
+    for these raters only in the ``*_these`` fields; ``scope`` ("raters_in_general",
+    "these_raters" or null) the widest scope that is settled.
     """
     s = summary
     return {

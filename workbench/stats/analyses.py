@@ -218,6 +218,23 @@ PAIR_COLUMNS = [
     "verdict",
     "settled",
     "leader",
+    "target_these",
+    "used_these",
+    "n_eff_these",
+    "deff_these",
+    "win_rate_these",
+    "ci_low_these",
+    "ci_high_these",
+    "p_value_these",
+    "p_seq_these",
+    "p_adj_these",
+    "verdict_confidence_these",
+    "verdict_low_these",
+    "verdict_high_these",
+    "verdict_these",
+    "settled_these",
+    "scope",
+    "min_raters",
     "example_reference",
     "example_sentence",
     "example_preset",
@@ -226,14 +243,20 @@ PAIR_COLUMNS = [
 
 #: verdicts a pair can have
 VERDICTS = ("settled", "not settled", "planned target not reached")
+#: scopes of inference, each with its own verdict (see :mod:`workbench.stats.planning`)
+SCOPES = planning.SCOPES
+#: column suffix of each scope's verdict columns
+_SUFFIX = {"raters_in_general": "", "these_raters": "_these"}
 
 
-def _pair_row(a: str, b: str, kind: str, g: pd.DataFrame, target: int | None, source: str) -> dict:
+def _pair_row(a: str, b: str, kind: str, g: pd.DataFrame, targets: dict, source: str) -> dict:
     o = g["first_outcome"].to_numpy()
     wa, wb, t = int((o == 1).sum()), int((o == 0).sum()), int((o == 0.5).sum())
     dec = g[o != 0.5]
+    target = targets["raters_in_general"]
     cl, p_seq = planning.look(dec["first_outcome"], dec["rater"], dec["clip"], target)
     used = dec.iloc[: cl.n]
+    fx, p_fx = planning.look(dec["first_outcome"], dec["rater"], dec["clip"], targets["these_raters"], "these_raters")
     ref, sent, preset, checkpoints = _example(g)
     return {
         "kind": kind,
@@ -257,6 +280,16 @@ def _pair_row(a: str, b: str, kind: str, g: pd.DataFrame, target: int | None, so
         "target_source": source,
         "p_seq": p_seq,
         "df_t": cl.df,
+        "target_these": targets["these_raters"],
+        "used_these": fx.n,
+        "n_eff_these": fx.n_eff,
+        "deff_these": fx.deff,
+        "win_rate_these": fx.estimate,
+        "ci_low_these": fx.ci_low,
+        "ci_high_these": fx.ci_high,
+        "p_value_these": fx.p_value,
+        "p_seq_these": p_fx,
+        "df_t_these": fx.df,
         "example_reference": ref,
         "example_sentence": sent,
         "example_preset": preset,
@@ -298,7 +331,13 @@ def pair_table(
         adjustment over ``comparisons`` pairs; ``verdict_low..verdict_high`` the
         repeated interval at ``verdict_confidence`` (the level Holm applies to the
         pair), which excludes 50% when that step rejects; ``verdict`` one of
-        :data:`VERDICTS`; ``leader`` the item ahead ("" when level).
+        :data:`VERDICTS`; ``leader`` the item ahead ("" when level). All of that is the
+        "raters in general" scope. The columns ending ``_these`` repeat it for the
+        "these raters" scope (raters fixed, clustered by clip only, its own target
+        ``target_these`` and its own Holm family); ``scope`` is the headline:
+        "raters_in_general" when that verdict is settled, else "these_raters" when only
+        that one is, else None; ``min_raters`` the fewest raters that could settle a pair
+        for raters in general with the plan's clips.
     """
     df = _prep(votes)
     df = df[df["counted"]]
@@ -306,49 +345,66 @@ def pair_table(
     od = _oriented(df, order)
     groups = list(od.groupby(["kind", "first", "second"], sort=False)) if not od.empty else []
     if isinstance(target, planning.SamplePlan):
-        plan = target
+        plan = planning.with_these_raters(target)
     elif target is None and groups:
         plan = planning.planned_votes(
             len(groups), n_raters=df["rater"].nunique(), n_clips=df["clip"].nunique(), source="defaults"
         )
     else:
         plan = None
-    tgt = plan.votes_per_pair if plan is not None else (int(target) if target else None)
+    if plan is not None:
+        targets = {scope: plan.target(scope) for scope in SCOPES}
+    else:
+        targets = dict.fromkeys(SCOPES, int(target) if target else None)
     source = plan.source if plan is not None else "plan"
-    rows = [_pair_row(a, b, kind, g, tgt, source) for (kind, a, b), g in groups]
+    rows = [_pair_row(a, b, kind, g, targets, source) for (kind, a, b), g in groups]
     rank = {it: i for i, it in enumerate(order)}
     rows.sort(key=lambda r: (KINDS.index(r["kind"]), rank.get(r["item_a"], 0), rank.get(r["item_b"], 0)))
-    out = pd.DataFrame(rows, columns=[*[c for c in PAIR_COLUMNS if c in (rows[0] if rows else {})], "df_t"])
+    out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=PAIR_COLUMNS)
-    p_seq = out["p_seq"].to_numpy(float)
-    out["p_adj"] = holm(p_seq)
     out["comparisons"] = len(out)
+    for scope in SCOPES:
+        _decide(out, _SUFFIX[scope], alpha)
+    out["leader"] = np.where(out["win_rate"] > 0.5, out["item_a"], np.where(out["win_rate"] < 0.5, out["item_b"], ""))
+    # the headline scope: raters in general when that is settled; "these raters" only as a
+    # labelled, narrower claim when it alone is settled (it never stands in for the other)
+    out["scope"] = np.where(out["settled"], SCOPES[0], np.where(out["settled_these"], SCOPES[1], None))
+    out["min_raters"] = plan.min_raters if plan is not None else None
+    out["min_raters"] = out["min_raters"].astype("Int64")
+    return out[PAIR_COLUMNS].reset_index(drop=True)
+
+
+def _decide(out: pd.DataFrame, sfx: str, alpha: float) -> None:
+    """Holm across pairs, the verdict interval and the verdict of one scope (columns ending ``sfx``), in place."""
+    p_seq = out[f"p_seq{sfx}"].to_numpy(float)
+    out[f"p_adj{sfx}"] = holm(p_seq)
     div = holm_divisors(p_seq)
-    out["verdict_confidence"] = [1 - alpha / d if d and t else 0.95 for d, t in zip(div, out["target"], strict=True)]
+    targets = out[f"target{sfx}"].tolist()
+    out[f"verdict_confidence{sfx}"] = [1 - alpha / d if d and t else 0.95 for d, t in zip(div, targets, strict=True)]
     lows, highs, verdicts = [], [], []
-    for r, d in zip(out.itertuples(index=False), div, strict=True):
-        if d and r.target and r.df_t >= 1:
-            z = sequential_boundary(alpha / d) / math.sqrt(min(1.0, r.used / r.target))
-            lo, hi = wilson_bounds(r.win_rate, r.n_eff, t_quantile_for(z, r.df_t))
+    for (_, r), d in zip(out.iterrows(), div, strict=True):
+        target, used, df_t = r[f"target{sfx}"], r[f"used{sfx}"], r[f"df_t{sfx}"]
+        if d and target and df_t >= 1:
+            z = sequential_boundary(alpha / d) / math.sqrt(min(1.0, used / target))
+            lo, hi = wilson_bounds(r[f"win_rate{sfx}"], r[f"n_eff{sfx}"], t_quantile_for(z, df_t))
         else:
             # no verdict possible (no feasible plan, too few raters or clips): the estimate's own interval
-            lo, hi = r.ci_low, r.ci_high
+            lo, hi = r[f"ci_low{sfx}"], r[f"ci_high{sfx}"]
         lows.append(lo)
         highs.append(hi)
-    out["verdict_low"], out["verdict_high"] = lows, highs
-    out["settled"] = (out["p_adj"] < alpha).fillna(False).astype(bool)
-    for r in out.itertuples(index=False):
-        if r.settled:
+    out[f"verdict_low{sfx}"], out[f"verdict_high{sfx}"] = lows, highs
+    settled = (out[f"p_adj{sfx}"] < alpha).fillna(False).astype(bool)
+    out[f"settled{sfx}"] = settled
+    for s, target, dec in zip(settled, targets, out["decisive"], strict=True):
+        if s:
             verdicts.append("settled")
-        elif r.target and r.decisive < r.target:
+        elif target and dec < target:
             verdicts.append("planned target not reached")
         else:
             verdicts.append("not settled")
-    out["verdict"] = verdicts
-    out["leader"] = np.where(out["win_rate"] > 0.5, out["item_a"], np.where(out["win_rate"] < 0.5, out["item_b"], ""))
-    out["target"] = out["target"].astype("Int64")
-    return out[PAIR_COLUMNS].reset_index(drop=True)
+    out[f"verdict{sfx}"] = verdicts
+    out[f"target{sfx}"] = pd.array([None if t is None or t != t else int(t) for t in targets], dtype="Int64")
 
 
 # --------------------------------------------------------------------------- ranking

@@ -22,12 +22,21 @@ n_raters=None, n_clips=None, icc_rater=0.02, icc_clip=0.02, tie_rate=0.0)``
 
 When a test has no recorded target (older plans, a CSV on its own) the report computes
 one with :func:`planned_votes` from the defaults and the raters and clips seen, and says so.
+
+Two scopes of inference
+-----------------------
+Every plan carries a target for each scope (:data:`SCOPES`): ``votes_per_pair`` for
+"raters in general" (raters and clips both random, :func:`clustered_preference`) and
+``votes_these_raters`` for "these raters" (raters fixed, clips random,
+:func:`clip_clustered_preference`). The second needs only clips, so a 3-rater test has a
+reachable target for it even when no number of votes can speak for raters in general;
+``min_raters`` says how many raters that would take with these clips.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +48,7 @@ from .primitives import (
     ALPHA,
     POWER,
     Clustered,
+    clip_clustered_preference,
     clustered_preference,
     normal_equivalent,
     repeated_p_value,
@@ -60,6 +70,8 @@ PLAN_MARGIN = 1.1
 DEFAULT_RATERS = 10
 #: clips assumed when the plan does not say
 DEFAULT_CLIPS = 8
+#: scopes of inference: raters random (a claim about raters in general) or fixed (these raters only)
+SCOPES = ("raters_in_general", "these_raters")
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ class SamplePlan:
     ``votes_per_pair`` are decisive. ``deff``: design effect at the planned size;
     ``n_eff``: effective independent votes it needs. ``source``: "plan" (recorded when
     the test was made) or "defaults" (computed by the report for a test without one).
+    ``votes_these_raters`` / ``trials_these_raters``: the same for the "these raters"
+    scope (raters fixed, clips random; None with ``note_these_raters`` when unreachable);
+    ``min_raters``: fewest raters with which ``votes_per_pair`` is reachable with these
+    clips (None: more than 200).
     """
 
     votes_per_pair: int | None
@@ -90,6 +106,10 @@ class SamplePlan:
     n_eff: float
     source: str = "plan"
     note: str = ""
+    votes_these_raters: int | None = None
+    trials_these_raters: int | None = None
+    min_raters: int | None = None
+    note_these_raters: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,17 +122,34 @@ class SamplePlan:
     def describe(self) -> str:
         """One sentence: what the target is and where it comes from."""
         origin = "recorded in the plan" if self.source == "plan" else "computed from defaults (no target recorded)"
+        these = self.describe_these_raters()
         if self.votes_per_pair is None:
-            return f"No planned size is feasible ({origin}): {self.note}."
+            these = "" if "for these raters only" in self.note else f" {these}"
+            return f"No planned size for raters in general is feasible ({origin}): {self.note}.{these}"
         if math.isnan(self.deff):  # only the target was recorded
-            return f"Planned {self.votes_per_pair} decisive votes per pair ({origin})."
+            return f"Planned {self.votes_per_pair} decisive votes per pair ({origin}). {these}"
         return (
             f"Planned {self.votes_per_pair} decisive votes per pair ({origin}): power {self.power:.0%} to detect "
             f"a {self.min_effect:.0%} preference at alpha {self.alpha:g} adjusted for {self.n_comparisons} "
             f"comparison{'s' if self.n_comparisons != 1 else ''}, with looks allowed, assuming "
             f"{self.n_raters} raters, {self.n_clips} clips and rater/clip correlation "
-            f"{self.icc_rater:g}/{self.icc_clip:g}."
+            f"{self.icc_rater:g}/{self.icc_clip:g}. {these}"
         )
+
+    def describe_these_raters(self) -> str:
+        """One sentence on the "these raters" target."""
+        if self.votes_these_raters is None:
+            return f"For these raters only: {self.note_these_raters or 'no feasible planned size'}."
+        return (
+            f"For these raters only (raters fixed, clips as the population): {self.votes_these_raters} decisive "
+            "votes per pair."
+        )
+
+    def target(self, scope: str) -> int | None:
+        """The target of one scope (:data:`SCOPES`)."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; choose from {', '.join(SCOPES)}")
+        return self.votes_per_pair if scope == "raters_in_general" else self.votes_these_raters
 
 
 @lru_cache(maxsize=4096)
@@ -199,6 +236,13 @@ def planned_votes(
         tie_rate=tie_rate,
         source=source,
     )
+    these, these_trials, these_note = _these_raters_size(c, min_effect, alpha / m, power, icc_clip, tie_rate)
+    base.update(
+        votes_these_raters=these,
+        trials_these_raters=these_trials,
+        note_these_raters=these_note,
+        min_raters=_min_raters(c, min_effect, alpha / m, power, icc_rater, icc_clip),
+    )
     df = min(r, c) - 1
     if df < 1:
         return SamplePlan(
@@ -206,7 +250,8 @@ def planned_votes(
             None,
             deff=math.nan,
             n_eff=math.nan,
-            note=f"no verdict is possible with {r} rater(s) and {c} clip(s): at least 2 of each are needed",
+            note=f"no verdict is possible with {r} rater(s) and {c} clip(s): at least 2 of each are needed"
+            + _these_clause(these),
             **base,
         )
     crit = t_quantile_for(sequential_boundary(alpha / m), df)
@@ -222,6 +267,7 @@ def planned_votes(
                 f"with {r} raters and {c} clips no number of votes reaches {power:.0%} power for a "
                 f"{min_effect:.0%} preference (votes of one rater or clip are correlated); add raters or clips"
                 + _suggestion(r, c, min_effect, alpha / m, power, icc_rater, icc_clip)
+                + _these_clause(these)
             ),
             **base,
         )
@@ -235,6 +281,36 @@ def planned_votes(
         n_eff=n0,
         **base,
     )
+
+
+def _these_clause(votes: int | None) -> str:
+    if votes is None:
+        return ""
+    return f"; for these raters only (not raters in general), {votes} decisive votes per pair are planned"
+
+
+def _these_raters_size(
+    c: int, effect: float, alpha: float, power: float, icc_clip: float, tie_rate: float
+) -> tuple[int | None, int | None, str]:
+    """Target of the "these raters" scope: (decisive votes, trials, note when unreachable).
+
+    Raters are fixed, so only clips cluster: t on ``c - 1`` df and design effect
+    ``1 + (votes per clip - 1) icc_clip``, with the same allowance :data:`PLAN_MARGIN`.
+    """
+    if c < 2:
+        return None, None, f"no verdict is possible with {c} clip(s): at least 2 are needed"
+    df = c - 1
+    n0 = _effective_needed(effect, t_quantile_for(sequential_boundary(alpha), df), df, power)
+    den = 1 - n0 * icc_clip / c
+    if den <= 0:
+        return None, None, f"with {c} clips no number of votes reaches {power:.0%} power; add clips (sentences)"
+    votes = int(math.ceil(max(n0, n0 * (1 - icc_clip) / den) * PLAN_MARGIN - 1e-9))
+    return votes, int(math.ceil(votes / (1 - tie_rate) - 1e-9)), ""
+
+
+def _min_raters(c: int, effect: float, alpha: float, power: float, icc_r: float, icc_c: float) -> int | None:
+    """Fewest raters (up to 200) with which some number of votes settles a pair for raters in general."""
+    return next((x for x in range(2, 201) if _feasible(x, c, effect, alpha, power, icc_r, icc_c)), None)
 
 
 def _feasible(r: int, c: int, effect: float, alpha: float, power: float, icc_r: float, icc_c: float) -> bool:
@@ -294,13 +370,13 @@ def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: floa
     (``source == "defaults"``). None when there is nothing to compare.
     """
     if isinstance(plan, SamplePlan):
-        return plan
+        return with_these_raters(plan)
     size = plan.get("sample_size") if isinstance(plan, dict) else getattr(plan, "sample_size", None)
     if isinstance(size, SamplePlan):
-        return size
+        return with_these_raters(size)
     if isinstance(size, dict) and "votes_per_pair" in size:
         try:
-            return SamplePlan.from_dict({**size, "source": "plan"})
+            return with_these_raters(SamplePlan.from_dict({**size, "source": "plan"}))
         except TypeError:
             pass
     target = plan if isinstance(plan, int) and not isinstance(plan, bool) else target_from_plan(plan)
@@ -310,13 +386,30 @@ def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: floa
         return SamplePlan(
             target, target, max(1, n_pairs), max(1, n_pairs), float(effect or MIN_EFFECT), alpha, POWER,
             n_raters, n_clips, nan, nan, 0.0, nan, nan, source="plan",
+            # one recorded target: the verdict is final there in both scopes
+            votes_these_raters=target, trials_these_raters=target,
+            min_raters=_min_raters(n_clips, float(effect or MIN_EFFECT), alpha / max(1, n_pairs), POWER,
+                                   ICC_RATER, ICC_CLIP),
         )  # fmt: skip
     if not n_pairs:
         return None
     return planned_votes(n_pairs, alpha=alpha, n_raters=n_raters, n_clips=n_clips, source="defaults")
 
 
-def look(y, rater, clip, target: int | None) -> tuple[Clustered, float]:
+def with_these_raters(plan: SamplePlan) -> SamplePlan:
+    """A plan recorded before the "these raters" scope existed, with that target filled in
+    from its own assumptions (clips, effect, level, comparisons, power, clip correlation)."""
+    if plan.votes_these_raters is not None or plan.note_these_raters:
+        return plan
+    icc = plan.icc_clip if math.isfinite(plan.icc_clip) else ICC_CLIP
+    icc_r = plan.icc_rater if math.isfinite(plan.icc_rater) else ICC_RATER
+    a = plan.alpha / max(1, plan.n_comparisons)
+    votes, trials, note = _these_raters_size(plan.n_clips, plan.min_effect, a, plan.power, icc, plan.tie_rate)
+    min_r = _min_raters(plan.n_clips, plan.min_effect, a, plan.power, icc_r, icc)
+    return replace(plan, votes_these_raters=votes, trials_these_raters=trials, note_these_raters=note, min_raters=min_r)
+
+
+def look(y, rater, clip, target: int | None, scope: str = "raters_in_general") -> tuple[Clustered, float]:
     """One look at a pair: the clustered estimate on the votes that count and its repeated p-value.
 
     Parameters
@@ -326,6 +419,9 @@ def look(y, rater, clip, target: int | None) -> tuple[Clustered, float]:
     target : int or None
         Planned decisive votes. Only the first ``target`` votes count (the verdict at
         the target is final); the look is at information fraction ``used / target``.
+    scope : {"raters_in_general", "these_raters"}
+        Raters random (:func:`clustered_preference`) or fixed
+        (:func:`clip_clustered_preference`); pass the scope's own target.
 
     Returns
     -------
@@ -335,7 +431,10 @@ def look(y, rater, clip, target: int | None) -> tuple[Clustered, float]:
     """
     y = np.asarray(y, dtype=float)
     n = y.size if target is None else min(y.size, int(target))
-    cl = clustered_preference(y[:n], np.asarray(rater)[:n], np.asarray(clip)[:n])
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; choose from {', '.join(SCOPES)}")
+    estimate = clustered_preference if scope == "raters_in_general" else clip_clustered_preference
+    cl = estimate(y[:n], np.asarray(rater)[:n], np.asarray(clip)[:n])
     if target is None or cl.df < 1:
         return cl, math.nan
     return cl, repeated_p_value(normal_equivalent(cl.p_value), n / target)

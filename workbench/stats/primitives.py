@@ -21,6 +21,18 @@ Wilson interval and score test. When every vote agrees the data say nothing abou
 clustering, so the worst case is assumed: every vote of one rater (or clip) repeats one
 answer, ``n_eff = min(raters, clips)``.
 
+The "these raters" scope (:func:`clip_clustered_preference`)
+-------------------------------------------------------------
+With 2-4 raters nothing generalises to raters in general (t with 1-3 df), yet a team may
+still ask what *these* raters prefer. Treating the raters as fixed, the population is
+clips (reference x sentence) and their takes; the variance is the one-way cluster-robust
+(CR1) estimator over clips, on residuals around each rater's own share, so every vote on
+a clip (every rater, take and repeat of it) is one cluster and rater-by-clip replicates
+are never counted as independent. The test and interval are as above with t on
+``clips - 1`` df. Its verdict is a statement about the raters who voted, not about raters
+in general: under strong rater effects it fires often when the population has no
+preference (bench_verdicts shows how often), which is why it is labelled.
+
 Sequential looks (:func:`repeated_p_value`)
 -------------------------------------------
 Results are live, so people look early. A fixed-sample test re-run at every look finds
@@ -274,6 +286,41 @@ def clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Cluster
     deff = max(1.0, deff)
     n_eff = n / deff
     df = gmin - 1
+    z = 2 * (p - 0.5) * math.sqrt(n_eff)
+    if df < 1:
+        return Clustered(p, n, gr, gc, deff, n_eff, 0, z, math.nan, 0.0, 1.0, confidence)
+    pv = float(min(1.0, 2 * sps.t.sf(abs(z), df)))
+    q = float(sps.t.isf((1 - confidence) / 2, df))
+    lo, hi = wilson_bounds(p, n_eff, q)
+    return Clustered(p, n, gr, gc, deff, n_eff, df, z, pv, lo, hi, confidence)
+
+
+def clip_clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Clustered:
+    """Share of votes for the first item, for *these* raters: clustered by clip only (see module docstring).
+
+    Parameters and result as :func:`clustered_preference`; ``df`` is ``clips - 1``
+    (``raters`` is still the number of raters seen). The variance is
+    ``G/(G-1) sum_clips (sum of e)^2 / n^2`` with ``e`` each vote's residual from its
+    rater's share (the raters' own levels are fixed, not noise). Unanimous votes assume
+    the worst: every vote on one clip is one answer (``n_eff = clips``).
+    """
+    y = np.asarray(y, dtype=float)
+    n = int(y.size)
+    if n == 0:
+        nan = math.nan
+        return Clustered(nan, 0, 0, 0, nan, 0.0, 0, nan, nan, nan, nan, confidence)
+    r, gr = _codes(rater)
+    c, gc = _codes(clip)
+    p = float(y.mean())
+    if 0 < p < 1:
+        rater_share = np.bincount(r, weights=y, minlength=gr) / np.maximum(np.bincount(r, minlength=gr), 1)
+        v = _cluster_meat(y - rater_share[r], c, gc) / (n * n)
+        deff = v / (p * (1 - p) / n) if math.isfinite(v) else math.inf
+    else:
+        deff = n / max(gc, 1)
+    deff = max(1.0, deff)  # never more votes than there are (as in clustered_preference)
+    n_eff = n / deff
+    df = gc - 1
     z = 2 * (p - 0.5) * math.sqrt(n_eff)
     if df < 1:
         return Clustered(p, n, gr, gc, deff, n_eff, 0, z, math.nan, 0.0, 1.0, confidence)

@@ -29,7 +29,10 @@ from .raters import control_table, position_bias, rater_agreement, rater_consist
 METHOD = (
     "two-way cluster-robust score test (rater x clip, Cameron-Gelbach-Miller variance, t with "
     "min(raters, clips) - 1 df) on the planned decisive votes, judged against a continuous "
-    "O'Brien-Fleming boundary so that early looks are allowed; Holm across pairs"
+    "O'Brien-Fleming boundary so that early looks are allowed; Holm across pairs. That verdict is "
+    "for raters in general. A second verdict, for these raters only (raters fixed), clusters by clip alone "
+    "(t with clips - 1 df) against its own planned size, with the same boundary and Holm; it describes the "
+    "raters who voted and is never a claim about raters in general"
 )
 
 
