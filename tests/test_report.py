@@ -162,11 +162,13 @@ def test_headline_reads_the_decision():
     line = next(x for x in report.headline(s) if x.startswith("feb1 vs apr27"))
     assert "40 raters, 6 clips, 40 decisive votes" in line
     assert "apr27 preferred to feb1 in 90% (95% interval" in line
-    assert "Settled: apr27 is preferred" in line
+    assert "Settled for raters in general: apr27 is preferred" in line
+    assert s.pairs.iloc[0].scope == "raters_in_general"
     assert "Warning" not in line
     few = stats.summarize(vote_rows(_many_raters(40, b_wins=36)[:23]), plan=60, n_boot=50)
     line = next(x for x in report.headline(few) if x.startswith("feb1 vs apr27"))
-    assert "Not settled yet: 23 of 60 planned votes." in line
+    assert "For raters in general: not settled yet: 23 of 60 planned votes." in line
+    assert "For these raters: not settled yet: 23 of 60 planned votes." in line
     assert "more votes would settle" not in " ".join(report.headline(few))
     # three pairs: the correction is named in words
     s3 = stats.summarize(simulate_votes(np.random.default_rng(1)), n_boot=20)
@@ -409,10 +411,16 @@ def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
     s = report.build_summary(votes_csv, "t1", plans_dir=plans)
     assert s.plan.votes_per_pair == 50 and s.plan.source == "plan" and s.plan.min_effect == 0.7
     assert (s.pairs["target"] == 50).all() and (s.pairs["target_source"] == "plan").all()
-    assert "Planned 50 decisive votes per pair (recorded in the plan)." in report.headline(s)
+    planned = "Planned 50 decisive votes per pair (recorded in the plan). For these raters only"
+    assert any(x.startswith(planned) for x in report.headline(s))
+    assert (s.pairs["target_these"] == 50).all()  # one recorded target: final there in both scopes
     # the whole SamplePlan can be stored too
     sp = stats.planned_votes(3, n_raters=20, n_clips=12)
     (plans / "t1.json").write_text(json.dumps({"test_id": "t1", "sample_size": sp.to_dict()}))
+    assert report.build_summary(votes_csv, "t1", plans_dir=plans).plan == sp
+    # one stored before the "these raters" scope: that target is filled in from its own assumptions
+    old = {k: v for k, v in sp.to_dict().items() if not k.endswith("these_raters") and k != "min_raters"}
+    (plans / "t1.json").write_text(json.dumps({"test_id": "t1", "sample_size": old}))
     assert report.build_summary(votes_csv, "t1", plans_dir=plans).plan == sp
     # a plan that recorded "no size is reachable" keeps that: nothing is settled, and it says why
     few = stats.planned_votes(3, n_raters=3, n_clips=8)
@@ -421,7 +429,8 @@ def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
     )
     s = report.build_summary(votes_csv, "t1", plans_dir=plans)
     assert s.plan == few and not s.pairs["settled"].any()
-    assert any("No planned size is feasible (recorded in the plan)" in x for x in report.headline(s))
+    assert any("No planned size for raters in general is feasible (recorded in the plan)" in x for x in report.headline(s))
+    assert (s.pairs["target_these"] == few.votes_these_raters).all()
     # no plan (or an unreadable one): defaults, and the report says so
     (plans / "t1.json").write_text("{not json")
     s = report.build_summary(votes_csv, "t1", plans_dir=plans)
@@ -471,3 +480,56 @@ def test_twenty_votes_from_four_groups_report_not_settled(tmp_path, capsys):
     assert (pair["wins_a"], pair["raters"], pair["clips"]) == (20, 2, 2)
     assert pair["verdict"] != "settled" and pair["n_eff"] <= 2
     assert "feb1 vs apr24: 2 raters, 2 clips, 20 decisive votes" in text and "Warning: small sample" in text
+
+
+def _team_design(rng, *, preference: float, raters=("ann", "bob", "cy"), takes: int = 2) -> list[dict]:
+    """The team's own design: feb1 vs apr27 on paul_1 and paul_2 x 8 sentences (16 clips), ``takes`` takes,
+    every trial rated by 2 of the 3 raters, plus repeats and identical-pair controls (which never count)."""
+    rows, k = [], 0
+    for ref in ("paul_1", "paul_2"):
+        for sent in (f"s{i}" for i in range(8)):
+            for take in range(takes):
+                for j in range(2):
+                    rater = raters[(k // 2 + j) % len(raters)]
+                    side = "AB"[k % 2]
+                    other = "B" if side == "A" else "A"
+                    choice = side if rng.random() < preference else other
+                    rows.append(vote(k, b="apr27", rater=rater, reference=ref, sentence=sent, a_side=side, choice=choice))
+                    k += 1
+    for i in range(4):  # repeats agreeing with apr27 and controls: must not move the preference
+        first = rows[i]
+        rows.append({**vote(k + i, b="apr27", rater=first["rater"], reference=first["reference"],
+                            sentence=first["sentence_id"], a_side="B", choice="B"), "repeat_of": first["trial_id"]})
+    return rows
+
+
+def test_few_raters_get_a_labelled_verdict_for_these_raters(rng, capsys, tmp_path):
+    """3 raters, 16 clips: never settled for raters in general, settled (and labelled) for these raters."""
+    import json
+
+    s = stats.summarize(vote_rows(_team_design(rng, preference=0.85, takes=4)), n_boot=20)
+    [r] = s.pairs.itertuples(index=False)
+    assert (r.raters, r.clips, r.decisive) == (3, 16, 128)
+    assert s.plan.votes_per_pair is None and s.plan.votes_these_raters is not None
+    assert r.verdict == "not settled" and r.verdict_these == "settled" and r.scope == "these_raters"
+    assert r.verdict_low_these > 0.5 and r.min_raters > 3
+    line = next(x for x in report.headline(s) if x.startswith("feb1 vs apr27"))
+    assert f"These 3 raters prefer feb1 ({report.fmt_pct(r.win_rate_these)}" in line
+    assert "16 clips" in line and "settled for these raters" in line
+    assert f"too few raters to generalise: 3 of at least {r.min_raters}" in line
+    assert "not what raters in general would" in line and "Settled for raters in general" not in line
+    # the same in the table and the JSON document
+    row = {t.key: t for t in report.report_tables(s)}["pairs"].frame.iloc[0]
+    assert (row["Verdict"], row["Verdict, these raters"], row["Settled for"]) == (
+        "not settled (no feasible planned size)",
+        "settled",
+        "these raters only",
+    )
+    pair = report.report_json(s)["pairs"][0]
+    assert pair["scope"] == "these_raters" and pair["verdict"] == "not settled" and pair["verdict_these"] == "settled"
+    assert json.dumps(pair, allow_nan=False)
+    # no preference: nothing settled in either scope, scope is null
+    null = stats.summarize(vote_rows(_team_design(np.random.default_rng(5), preference=0.5)), n_boot=20)
+    assert null.pairs.iloc[0].scope is None
+    assert report.report_json(null)["pairs"][0]["scope"] is None
+    assert report.fmt_scope(null.pairs.iloc[0].scope) == "—"

@@ -752,3 +752,80 @@ def test_controls_or_training_only_give_an_empty_head_to_head():
     assert s.n_counted == 0 and s.pairs.empty and s.ranking.empty and s.tiers == {}
     assert s.kind_counts["control"] == 3 and s.kind_counts["training"] == 3
     assert s.plan is None
+
+
+def test_these_raters_variance_matches_a_direct_computation():
+    # raters fixed: one-way clusters by clip on residuals around each rater's own share
+    rng = np.random.default_rng(12)
+    n = 80
+    rater = rng.integers(0, 3, n)
+    clip = rng.integers(0, 10, n)
+    y = (rng.random(n) < 0.35 + 0.15 * rater + 0.05 * (clip % 3)).astype(float)
+    p = y.mean()
+    share = {r: y[rater == r].mean() for r in set(rater)}
+    sums: dict = {}
+    for c_, r_, v_ in zip(clip, rater, y, strict=True):
+        sums[c_] = sums.get(c_, 0.0) + v_ - share[r_]
+    g = len(sums)
+    v = g / (g - 1) * sum(s * s for s in sums.values()) / n**2
+    deff = max(1.0, v / (p * (1 - p) / n))
+    c = stats.clip_clustered_preference(y, rater, clip)
+    assert c.deff == pytest.approx(deff) and c.n_eff == pytest.approx(n / deff)
+    assert (c.raters, c.clips, c.df) == (3, 10, 9)  # t on clips - 1 df, whatever the number of raters
+    z = 2 * (p - 0.5) * math.sqrt(n / deff)
+    assert c.p_value == pytest.approx(2 * sps.t.sf(abs(z), 9))
+    # two raters and many clips: inference for these raters, none for raters in general
+    two = np.arange(n) % 2
+    assert stats.clip_clustered_preference(y, two, clip).df == 9
+    assert stats.clustered_preference(y, two, clip).df == 1
+    # a rater's own level is not noise: a rater who always picks the first item adds no variance
+    y2 = np.where(rater == 0, 1.0, y)
+    lone = stats.clip_clustered_preference(y2, rater, clip)
+    sums2: dict = {}
+    for c_, r_, v_ in zip(clip, rater, y2, strict=True):
+        sums2[c_] = sums2.get(c_, 0.0) + (0.0 if r_ == 0 else v_ - y2[rater == r_].mean())
+    v2 = g / (g - 1) * sum(s * s for s in sums2.values()) / n**2
+    assert lone.deff == pytest.approx(max(1.0, v2 / (y2.mean() * (1 - y2.mean()) / n)))
+    # one clip: nothing can be said; unanimous votes: each clip counts once
+    assert math.isnan(stats.clip_clustered_preference(y, rater, np.zeros(n)).p_value)
+    assert stats.clip_clustered_preference(np.ones(n), rater, clip).n_eff == pytest.approx(10)
+
+
+def test_planned_votes_gives_a_target_for_each_scope():
+    from workbench.stats.planning import PLAN_MARGIN, _effective_needed, sequential_boundary, t_quantile_for
+
+    # the team's design: 3 raters, 16 clips: unreachable for raters in general, reachable for these raters
+    sp = stats.planned_votes(1, n_raters=3, n_clips=16)
+    assert sp.votes_per_pair is None and sp.votes_these_raters and sp.min_raters > 3
+    assert "for these raters only" in sp.note and str(sp.votes_these_raters) in sp.note
+    assert stats.planned_votes(1, n_raters=sp.min_raters, n_clips=16).votes_per_pair is not None
+    assert stats.planned_votes(1, n_raters=sp.min_raters - 1, n_clips=16).votes_per_pair is None
+    # the target solves the same power equation, on clips - 1 df, with the clip design effect
+    n0 = _effective_needed(0.65, t_quantile_for(sequential_boundary(0.05), 15), 15, 0.8)
+    n = sp.votes_these_raters / PLAN_MARGIN
+    assert n / (1 + (n / 16 - 1) * 0.02) == pytest.approx(n0, rel=0.02)
+    assert sp.target("these_raters") == sp.votes_these_raters and sp.target("raters_in_general") is None
+    with pytest.raises(ValueError, match="unknown scope"):
+        sp.target("everyone")
+    # more comparisons, a smaller effect or fewer clips ask for more
+    assert stats.planned_votes(3, n_raters=3, n_clips=16).votes_these_raters > sp.votes_these_raters
+    assert stats.planned_votes(1, n_raters=3, n_clips=16, min_effect=0.7).votes_these_raters < sp.votes_these_raters
+    assert stats.planned_votes(1, n_raters=3, n_clips=1).votes_these_raters is None
+
+
+def test_these_raters_verdict_is_separate_and_labelled(rng):
+    # 2 raters who agree strongly, many clips: settled for these raters, never for raters in general
+    rows = []
+    for i in range(120):
+        side = "AB"[i % 2]
+        other = "B" if side == "A" else "A"
+        win = rng.random() < 0.85
+        rows.append(vote(i, rater=("ann", "bob")[i % 2], reference=f"ref{i % 12}", a_side=side,
+                         choice=side if win else other))  # fmt: skip
+    t = stats.pair_table(vote_rows(rows), target=120)
+    [r] = t.itertuples(index=False)
+    assert r.verdict == "not settled" and not r.settled  # t with 1 df: nothing for raters in general
+    assert r.verdict_these == "settled" and r.settled_these and r.scope == "these_raters"
+    assert r.verdict_low_these > 0.5 and r.target_these == 120 and r.used_these == 120
+    # one pair: Holm and the boundary as for the other scope
+    assert r.p_adj_these == pytest.approx(r.p_seq_these) and r.verdict_confidence_these == pytest.approx(0.95)
