@@ -19,6 +19,23 @@ and the repeated p-value against the planned size, :func:`planned_votes` for the
 - (d) coverage of the 95% interval of the preference (fixed-sample interval on the votes
   used) in the scenarios above with a true preference.
 
+The "these raters" scope (raters fixed, clips random; ``scope="these_raters"``), on the
+team's own design, 3 raters x 16 clips (paul_1 and paul_2 x 8 sentences), 2 takes,
+every trial rated by 2 of the 3 raters, 4 repeats and 4 identical-pair controls:
+
+- (a') each of the 3 raters has no preference (their own share over clips is 50%), strong
+  clip effects (s = 1) and rater-by-clip effects (s = 0.5), through the report's own pair
+  table with the repeats and controls: share "settled for these raters".
+- (b') the same raters, a look after every 5 votes up to that scope's planned size.
+- (c') these raters prefer the first item 70% (raters differ: fixed effects -0.5, 0, 0.5),
+  clip clustering as planned: power at the scope's planned size.
+- (d') coverage of that scope's 95% interval for these raters' preference, in (c') and
+  with strong clip, rater and rater-by-clip effects.
+- A documented fact, not a check: with strong *random* rater effects (s = 1, new raters
+  each run) and no preference among raters in general, how often 3 raters' votes are
+  "settled for these raters" (often: their own preferences are real, they are just not
+  everyone's) while "raters in general" stays at most 5%. That is why the scope is labelled.
+
 Each share is printed with its Monte Carlo 95% interval (Wilson). Seeded.
 """
 
@@ -42,6 +59,8 @@ class Scenario:
     sd_clip: float
     preference: float  # true marginal share of decisive votes for the first item
     votes: int | None = None  # votes drawn (None: the planned size)
+    rater_effects: tuple | None = None  # fixed rater effects (logit), the same every run; None: drawn
+    sd_rc: float = 0.0  # rater-by-clip effects (logit), drawn every run
 
 
 def _beta_for(preference: float, sd: float, rng: np.random.Generator) -> float:
@@ -61,16 +80,31 @@ def vote_scale_icc(beta: float, sd_own: float, sd_other: float, rng: np.random.G
     return float(mu.var() / (m * (1 - m)))
 
 
+def _beta_fixed(preference: float, effects, sd: float, rng: np.random.Generator) -> float:
+    """Logit intercept giving fixed raters (``effects``) an average preference ``preference`` over clips."""
+    u = np.asarray(effects, dtype=float)[:, None]
+    z = rng.normal(0.0, sd, 200_000)[None, :]
+    return float(optimize.brentq(lambda b: (1 / (1 + np.exp(-(b + u + z)))).mean() - preference, -8, 8))
+
+
+def _rater_effects(rng: np.random.Generator, sc: Scenario) -> np.ndarray:
+    if sc.rater_effects is not None:
+        return np.asarray(sc.rater_effects, dtype=float)
+    return rng.normal(0, sc.sd_rater, sc.raters)
+
+
 def draw(rng: np.random.Generator, sc: Scenario, n: int, beta: float):
     """``n`` decisive votes in arrival order: (y, rater, clip); raters and clips balanced."""
-    u = rng.normal(0, sc.sd_rater, sc.raters)
+    u = _rater_effects(rng, sc)
     v = rng.normal(0, sc.sd_clip, sc.clips)
+    # drawn only when asked for, so the older scenarios keep their random streams (and figures)
+    w = rng.normal(0, sc.sd_rc, (sc.raters, sc.clips)) if sc.sd_rc else np.zeros((sc.raters, sc.clips))
     k = np.arange(n)
     rater = k % sc.raters
     clip = (k // sc.raters + k) % sc.clips
     order = rng.permutation(n)
     rater, clip = rater[order], clip[order]
-    y = (rng.random(n) < 1 / (1 + np.exp(-(beta + u[rater] + v[clip])))).astype(float)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(beta + u[rater] + v[clip] + w[rater, clip])))).astype(float)
     return y, rater, clip
 
 
@@ -138,28 +172,116 @@ def run_with_repeats(sc: Scenario, *, runs: int, seed: int, per_cell: int = 2, r
     return {"votes": n, "end": mc_share(settled, runs), "naive_all_votes": mc_share(naive, runs)}
 
 
+def team_vote_table(
+    rng: np.random.Generator,
+    beta: float,
+    effects,
+    *,
+    sd_clip: float,
+    sd_rc: float,
+    takes: int = 2,
+    per_trial: int = 2,
+    repeats: int = 4,
+    controls: int = 4,
+):
+    """The team's design as a vote table: feb1 vs apr27 on paul_1 and paul_2 x 8 sentences (16 clips),
+    ``takes`` takes per clip, each trial rated by ``per_trial`` of the raters (fixed ``effects``, one per
+    rater), then per rater ``repeats`` replays of their first trials (sides swapped, the same answer 90% of
+    the time) and ``controls`` identical-pair trials (a coin flip)."""
+    import pandas as pd
+
+    u = np.asarray(effects, dtype=float)
+    n_r = len(u)
+    v = rng.normal(0, sd_clip, 16)
+    w = rng.normal(0, sd_rc, (n_r, 16))
+    base = {"test_id": "team", "checkpoint_a": "feb1", "checkpoint_b": "apr27", "preset_a": "none", "preset_b": "none"}
+    rows, first_trials = [], {r: [] for r in range(n_r)}
+    k = 0
+    for c in range(16):
+        for take in range(takes):
+            for j in range(per_trial):
+                r = (k + j) % n_r
+                side = "AB"[(k + j) % 2]
+                won = rng.random() < 1 / (1 + np.exp(-(beta + u[r] + v[c] + w[r, c])))
+                choice = side if won else ("B" if side == "A" else "A")
+                tid = f"t{k}-{j}"
+                row = {**base, "rater": f"r{r}", "trial_id": tid, "reference": f"paul_{1 + c // 8}",
+                       "sentence_id": f"s{c % 8}", "take_a": str(take), "take_b": str(take), "a_side": side,
+                       "choice": choice, "repeat_of": "", "trial_kind": "test"}  # fmt: skip
+                rows.append(row)
+                first_trials[r].append(row)
+            k += 1
+    for r in range(n_r):
+        for row in first_trials[r][:repeats]:
+            swapped = "B" if row["a_side"] == "A" else "A"
+            same = rng.random() < 0.9
+            again = (swapped if row["choice"] == row["a_side"] else row["a_side"]) if same else row["choice"]
+            rows.append({**row, "trial_id": row["trial_id"] + "-rep", "a_side": swapped, "choice": again,
+                         "repeat_of": row["trial_id"], "trial_kind": "repeat"})  # fmt: skip
+        for i in range(controls):
+            rows.append({**first_trials[r][i], "trial_id": f"ctl-{r}-{i}", "checkpoint_b": "feb1",
+                         "choice": "AB"[int(rng.random() < 0.5)], "trial_kind": "control"})  # fmt: skip
+    df = pd.DataFrame(rows)
+    return df.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
+
+
+def run_team(*, runs: int, seed: int, effects=(0.0, 0.0, 0.0), sd_clip=1.0, sd_rc=0.5, preference=0.5) -> dict:
+    """(a') through the report's own pair table: share settled for these raters / raters in general
+    at the end of the team's design (64 decisive votes, the target set to the votes collected)."""
+    from workbench.stats import pair_table
+
+    rng = np.random.default_rng(seed)
+    beta = _beta_fixed(preference, effects, math.hypot(sd_clip, sd_rc), rng)
+    these = general = 0
+    votes = 0
+    for _ in range(runs):
+        df = team_vote_table(rng, beta, effects, sd_clip=sd_clip, sd_rc=sd_rc)
+        votes = int(((df["trial_kind"] == "test") & (df["checkpoint_a"] != df["checkpoint_b"])).sum())
+        r = pair_table(df, target=votes).iloc[0]
+        these += bool(r.settled_these)
+        general += bool(r.settled)
+    return {"votes": votes, "these": mc_share(these, runs), "general": mc_share(general, runs)}
+
+
 def mc_share(hits: int, runs: int) -> tuple[float, float, float]:
     """Share with its Monte Carlo 95% interval (Wilson)."""
     lo, hi = primitives.wilson_interval(hits, runs)
     return hits / runs, lo, hi
 
 
-def run_scenario(sc: Scenario, *, runs: int, seed: int, target: int | None, look_every: int = 5, alpha=0.05) -> dict:
-    """Settled share at the end, with looks every ``look_every`` votes, the naive rule, and coverage."""
+def run_scenario(
+    sc: Scenario,
+    *,
+    runs: int,
+    seed: int,
+    target: int | None,
+    look_every: int = 5,
+    alpha=0.05,
+    scope: str = "raters_in_general",
+) -> dict:
+    """Settled share at the end, with looks every ``look_every`` votes, the naive rule, and coverage.
+
+    ``scope`` is the verdict judged; with fixed ``sc.rater_effects`` the truth is these
+    raters' average preference (``sc.preference``), otherwise the population's.
+    """
     rng = np.random.default_rng(seed)
-    beta = _beta_for(sc.preference, math.hypot(sc.sd_rater, sc.sd_clip), rng)
+    sd_noise = math.hypot(sc.sd_clip, sc.sd_rc)
+    if sc.rater_effects is not None:
+        beta = _beta_fixed(sc.preference, sc.rater_effects, sd_noise, rng)
+    else:
+        beta = _beta_for(sc.preference, math.hypot(sc.sd_rater, sd_noise), rng)
     n = sc.votes or target
     end = looks = naive = covered = 0
     for _ in range(runs):
         y, r, c = draw(rng, sc, n, beta)
-        cl, p = planning.look(y, r, c, target)
+        cl, p = planning.look(y, r, c, target, scope)
         end += bool(p < alpha)
         covered += bool(cl.ci_low <= sc.preference <= cl.ci_high)
         hit = bool(p < alpha)
         hit_naive = False
         for m in range(look_every, n + 1, look_every):
             if not hit:
-                hit = bool(planning.look(y[:m], r[:m], c[:m], target)[1] < alpha)
+                hit = bool(planning.look(y[:m], r[:m], c[:m], target, scope)[1] < alpha)
             if not hit_naive:
                 k = int(y[:m].sum())
                 hit_naive = primitives.sign_test(k, m) < alpha
@@ -207,7 +329,90 @@ def study(*, runs: int = 1000, seed: int = 0) -> dict:
     out["alt_20x12"]["icc"] = icc
     # coverage under strong clustering and few raters too
     out["alt_3x8"] = run_scenario(Scenario(3, 8, 1.0, 1.0, 0.7, votes=48), runs=runs, seed=seed + 4, target=48)
+    out.update(study_these_raters(runs=runs, seed=seed))
     return out
+
+
+#: fixed rater effects of the (c') raters (logit): they differ, and the scope is about exactly them
+THESE_EFFECTS = (-0.5, 0.0, 0.5)
+
+
+def study_these_raters(*, runs: int = 1000, seed: int = 0) -> dict:
+    """The "these raters" scope's own checks (a')-(d') and the population-null fact (module docstring)."""
+    rng = np.random.default_rng(seed + 100)
+    these = "these_raters"
+    out = {}
+    # (a') each of 3 raters without preference, strong clip and rater-by-clip effects, the team's design
+    out["these_null_team"] = run_team(runs=max(100, runs // 2), seed=seed + 101)
+    # (b') the same raters, looks every 5 votes up to the scope's planned size for 3 raters x 16 clips
+    team_plan = planning.planned_votes(1, n_raters=3, n_clips=16)
+    null = Scenario(3, 16, 0.0, 1.0, 0.5, rater_effects=(0.0, 0.0, 0.0), sd_rc=0.5)
+    out["these_null_looks"] = run_scenario(
+        null, runs=runs, seed=seed + 102, target=team_plan.votes_these_raters, scope=these
+    )
+    # (c') these raters prefer the first item 70%, clip clustering as planned
+    beta = _beta_fixed(0.7, THESE_EFFECTS, SD_PLANNED, rng)
+    icc = vote_scale_icc(beta, SD_PLANNED, float(np.std(THESE_EFFECTS)), rng)
+    plan = planning.planned_votes(1, min_effect=0.7, n_raters=3, n_clips=16, icc_clip=icc)
+    alt = Scenario(3, 16, 0.0, SD_PLANNED, 0.7, rater_effects=THESE_EFFECTS)
+    out["these_alt"] = run_scenario(alt, runs=runs, seed=seed + 103, target=plan.votes_these_raters, scope=these)
+    out["these_alt"]["icc"] = icc
+    # (d') coverage with strong clip, rater and rater-by-clip effects too (128 votes: 4 takes)
+    strong = Scenario(3, 16, 0.0, 1.0, 0.7, votes=128, rater_effects=(-1.0, 0.0, 1.0), sd_rc=0.5)
+    out["these_alt_strong"] = run_scenario(strong, runs=runs, seed=seed + 104, target=128, scope=these)
+    # the fact: random rater effects, no preference among raters in general
+    pop = Scenario(3, 16, 1.0, 1.0, 0.5, votes=team_plan.votes_these_raters)
+    out["population_null_these"] = run_scenario(
+        pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters, scope=these
+    )
+    out["population_null_general"] = run_scenario(
+        pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters
+    )
+    return out
+
+
+def these_raters_rows(s: dict) -> list[dict]:
+    """Bench rows of the "these raters" scope (see :func:`study_these_raters`)."""
+    a, b, c, d = s["these_null_team"], s["these_null_looks"], s["these_alt"], s["these_alt_strong"]
+    pt, pg = s["population_null_these"], s["population_null_general"]
+    cov = min((c["coverage"], d["coverage"]), key=lambda x: x[0])
+    return [
+        {
+            "name": f"these raters (a') no preference per rater, 3x16, 2 of 3 raters, {a['votes']} votes + repeats",
+            "figure": f"settled for these raters {_fmt(a['these'])}; for raters in general {_fmt(a['general'])}",
+            "value": a["these"][0],
+            "target": "<= 5%",
+            "passed": a["these"][1] <= 0.05,
+        },
+        {
+            "name": f"these raters (b') same, look every 5 votes to planned {b['votes']}",
+            "figure": f"settled {_fmt(b['looks'])}; at the end only {_fmt(b['end'])}",
+            "value": b["looks"][0],
+            "target": "<= 5%",
+            "passed": b["looks"][1] <= 0.05,
+        },
+        {
+            "name": f"these raters (c') true 70%, 3x16, planned {c['votes']} votes",
+            "figure": f"power with looks {_fmt(c['looks'])}; one look at the end {_fmt(c['end'])}",
+            "value": c["looks"][0],
+            "target": ">= 80% (MC)",
+            "passed": c["looks"][2] >= 0.8,
+        },
+        {
+            "name": "these raters (d') 95% interval coverage",
+            "figure": f"as planned: {_fmt(c['coverage'])}; strong effects: {_fmt(d['coverage'])}",
+            "value": cov[0],
+            "target": ">= 93%",
+            "passed": cov[0] >= 0.93,
+        },
+        {
+            "name": f"population null, random raters (s=1), 3x16, {pt['votes']} votes (a fact, not a check)",
+            "figure": f"'settled for these raters' {_fmt(pt['looks'])}; for raters in general {_fmt(pg['looks'])}",
+            "value": pt["looks"][0],
+            "target": "high: why it is labelled",
+            "passed": pg["looks"][1] <= 0.05,
+        },
+    ]
 
 
 def report_time(votes: int = 20_000, seed: int = 0) -> tuple[float, float]:
@@ -291,6 +496,7 @@ def run(quick: bool = False) -> list[dict]:
             "passed": cov[0] >= 0.93,
         }
     )
+    rows += these_raters_rows(s)
     wall, cpu = report_time(5_000 if quick else 20_000)
     rows.append(
         {

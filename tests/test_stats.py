@@ -755,7 +755,7 @@ def test_controls_or_training_only_give_an_empty_head_to_head():
 
 
 def test_these_raters_variance_matches_a_direct_computation():
-    # raters fixed: one-way clusters by clip on residuals around each rater's own share
+    # raters fixed: one-way jackknife (CR3) clusters by clip on residuals around each rater's own share
     rng = np.random.default_rng(12)
     n = 80
     rater = rng.integers(0, 3, n)
@@ -763,11 +763,17 @@ def test_these_raters_variance_matches_a_direct_computation():
     y = (rng.random(n) < 0.35 + 0.15 * rater + 0.05 * (clip % 3)).astype(float)
     p = y.mean()
     share = {r: y[rater == r].mean() for r in set(rater)}
-    sums: dict = {}
-    for c_, r_, v_ in zip(clip, rater, y, strict=True):
-        sums[c_] = sums.get(c_, 0.0) + v_ - share[r_]
-    g = len(sums)
-    v = g / (g - 1) * sum(s * s for s in sums.values()) / n**2
+
+    def cr3(values, shares):
+        sums, sizes = {}, {}
+        for c_, r_, v_ in zip(clip, rater, values, strict=True):
+            sums[c_] = sums.get(c_, 0.0) + v_ - shares(r_)
+            sizes[c_] = sizes.get(c_, 0) + 1
+        meat = sum((sums[k] / (1 - sizes[k] / n)) ** 2 for k in sums)
+        return meat * n / (n - 3) / n**2  # n / (n - raters): the raters' shares are estimated
+
+    v = cr3(y, share.get)
+    assert len(set(clip)) == 10
     deff = max(1.0, v / (p * (1 - p) / n))
     c = stats.clip_clustered_preference(y, rater, clip)
     assert c.deff == pytest.approx(deff) and c.n_eff == pytest.approx(n / deff)
@@ -781,10 +787,7 @@ def test_these_raters_variance_matches_a_direct_computation():
     # a rater's own level is not noise: a rater who always picks the first item adds no variance
     y2 = np.where(rater == 0, 1.0, y)
     lone = stats.clip_clustered_preference(y2, rater, clip)
-    sums2: dict = {}
-    for c_, r_, v_ in zip(clip, rater, y2, strict=True):
-        sums2[c_] = sums2.get(c_, 0.0) + (0.0 if r_ == 0 else v_ - y2[rater == r_].mean())
-    v2 = g / (g - 1) * sum(s * s for s in sums2.values()) / n**2
+    v2 = cr3(y2, lambda r_: y2[rater == r_].mean())
     assert lone.deff == pytest.approx(max(1.0, v2 / (y2.mean() * (1 - y2.mean()) / n)))
     # one clip: nothing can be said; unanimous votes: each clip counts once
     assert math.isnan(stats.clip_clustered_preference(y, rater, np.zeros(n)).p_value)

@@ -26,7 +26,7 @@ The "these raters" scope (:func:`clip_clustered_preference`)
 With 2-4 raters nothing generalises to raters in general (t with 1-3 df), yet a team may
 still ask what *these* raters prefer. Treating the raters as fixed, the population is
 clips (reference x sentence) and their takes; the variance is the one-way cluster-robust
-(CR1) estimator over clips, on residuals around each rater's own share, so every vote on
+jackknife (CR3) estimator over clips, on residuals around each rater's own share, so every vote on
 a clip (every rater, take and repeat of it) is one cluster and rater-by-clip replicates
 are never counted as independent. The test and interval are as above with t on
 ``clips - 1`` df. Its verdict is a statement about the raters who voted, not about raters
@@ -225,6 +225,20 @@ def _cluster_meat(e: np.ndarray, codes: np.ndarray, g: int) -> float:
     return g / (g - 1) * float(s @ s)
 
 
+def _jackknife_meat(e: np.ndarray, codes: np.ndarray, g: int) -> float:
+    """CR3 (jackknife) meat for a mean: sum over clusters of (sum of residuals / (1 - share of votes))^2.
+
+    Larger than the CR1 term (by about G/(G-1) with equal clusters); with 10-20 clusters
+    CR1 is too small, CR3 is the usual remedy (Cameron and Miller 2015, section VI). inf
+    with one cluster.
+    """
+    if g < 2:
+        return math.inf
+    s = np.bincount(codes, weights=e, minlength=g)
+    h = np.bincount(codes, minlength=g) / e.size
+    return float(np.sum((s / (1 - h)) ** 2))
+
+
 def t_quantile_for(z_normal: float, df: int) -> float:
     """The t (``df``) quantile with the same upper-tail probability as the normal ``z_normal``."""
     if df < 1:
@@ -300,8 +314,10 @@ def clip_clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Cl
 
     Parameters and result as :func:`clustered_preference`; ``df`` is ``clips - 1``
     (``raters`` is still the number of raters seen). The variance is
-    ``G/(G-1) sum_clips (sum of e)^2 / n^2`` with ``e`` each vote's residual from its
-    rater's share (the raters' own levels are fixed, not noise). Unanimous votes assume
+    ``n/(n-R) sum_clips (sum of e / (1 - h))^2 / n^2`` (CR3, the jackknife, with ``h`` the
+    clip's share of the votes) with ``e`` each vote's residual from its rater's share (the
+    raters' own levels are fixed, not noise; ``n/(n-R)`` makes up for estimating the R
+    shares). Unanimous votes assume
     the worst: every vote on one clip is one answer (``n_eff = clips``).
     """
     y = np.asarray(y, dtype=float)
@@ -314,7 +330,10 @@ def clip_clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Cl
     p = float(y.mean())
     if 0 < p < 1:
         rater_share = np.bincount(r, weights=y, minlength=gr) / np.maximum(np.bincount(r, minlength=gr), 1)
-        v = _cluster_meat(y - rater_share[r], c, gc) / (n * n)
+        # each rater's share is estimated from their own votes, which shrinks the residuals
+        # (by (n - raters) / n under independence): undo that, or early looks are too bold
+        shrink = n / (n - gr) if n > gr else math.inf
+        v = _jackknife_meat(y - rater_share[r], c, gc) * shrink / (n * n)
         deff = v / (p * (1 - p) / n) if math.isfinite(v) else math.inf
     else:
         deff = n / max(gc, 1)
