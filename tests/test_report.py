@@ -454,9 +454,13 @@ def test_every_output_agrees_on_one_file(votes_csv, tmp_path, capsys):
         assert (p["item_a"], p["item_b"], p["verdict"]) == (r.item_a, r.item_b, r.verdict)
         assert p["n_eff"] == pytest.approx(r.n_eff)
         assert (p["p_adj"] is None) == bool(np.isnan(r.p_adj))  # nan becomes null in JSON
+        assert (p["verdict_these"], p["scope"]) == (r.verdict_these, r.scope)  # both scopes, same numbers
+        assert p["p_adj_these"] == pytest.approx(r.p_adj_these, nan_ok=True)
         shown = report.fmt_ci(p["verdict_low"], p["verdict_high"])
+        shown_these = report.fmt_ci(p["verdict_low_these"], p["verdict_high_these"])
         for out in (text, md, page):
             assert shown in out and report.fmt_verdict(r) in out
+            assert shown_these in out and report.fmt_verdict_these(r) in out
     for line in t1["headline"]:
         assert line in text and line in md and html_escape(line) in page
     assert json.dumps(doc, allow_nan=False)
