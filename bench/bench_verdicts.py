@@ -187,7 +187,8 @@ def team_vote_table(
     """The team's design as a vote table: feb1 vs apr27 on paul_1 and paul_2 x 8 sentences (16 clips),
     ``takes`` takes per clip, each trial rated by ``per_trial`` of the raters (fixed ``effects``, one per
     rater), then per rater ``repeats`` replays of their first trials (sides swapped, the same answer 90% of
-    the time) and ``controls`` identical-pair trials (a coin flip)."""
+    the time) and ``controls`` identical-pair trials (a coin flip).
+    """
     import pandas as pd
 
     u = np.asarray(effects, dtype=float)
@@ -227,7 +228,8 @@ def team_vote_table(
 
 def run_team(*, runs: int, seed: int, effects=(0.0, 0.0, 0.0), sd_clip=1.0, sd_rc=0.5, preference=0.5) -> dict:
     """(a') through the report's own pair table: share settled for these raters / raters in general
-    at the end of the team's design (64 decisive votes, the target set to the votes collected)."""
+    at the end of the team's design (64 decisive votes, the target set to the votes collected).
+    """
     from workbench.stats import pair_table
 
     rng = np.random.default_rng(seed)
@@ -365,9 +367,7 @@ def study_these_raters(*, runs: int = 1000, seed: int = 0) -> dict:
     out["population_null_these"] = run_scenario(
         pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters, scope=these
     )
-    out["population_null_general"] = run_scenario(
-        pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters
-    )
+    out["population_null_general"] = run_scenario(pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters)
     return out
 
 

@@ -429,7 +429,9 @@ def test_planned_size_comes_from_the_stored_plan(votes_csv, tmp_path, capsys):
     )
     s = report.build_summary(votes_csv, "t1", plans_dir=plans)
     assert s.plan == few and not s.pairs["settled"].any()
-    assert any("No planned size for raters in general is feasible (recorded in the plan)" in x for x in report.headline(s))
+    assert any(
+        "No planned size for raters in general is feasible (recorded in the plan)" in x for x in report.headline(s)
+    )
     assert (s.pairs["target_these"] == few.votes_these_raters).all()
     # no plan (or an unreadable one): defaults, and the report says so
     (plans / "t1.json").write_text("{not json")
@@ -488,22 +490,36 @@ def test_twenty_votes_from_four_groups_report_not_settled(tmp_path, capsys):
 
 def _team_design(rng, *, preference: float, raters=("ann", "bob", "cy"), takes: int = 2) -> list[dict]:
     """The team's own design: feb1 vs apr27 on paul_1 and paul_2 x 8 sentences (16 clips), ``takes`` takes,
-    every trial rated by 2 of the 3 raters, plus repeats and identical-pair controls (which never count)."""
+    every trial rated by 2 of the 3 raters, plus 4 repeats (which never count)."""
     rows, k = [], 0
     for ref in ("paul_1", "paul_2"):
         for sent in (f"s{i}" for i in range(8)):
-            for take in range(takes):
+            for _take in range(takes):
                 for j in range(2):
                     rater = raters[(k // 2 + j) % len(raters)]
                     side = "AB"[k % 2]
                     other = "B" if side == "A" else "A"
                     choice = side if rng.random() < preference else other
-                    rows.append(vote(k, b="apr27", rater=rater, reference=ref, sentence=sent, a_side=side, choice=choice))
+                    rows.append(
+                        vote(k, b="apr27", rater=rater, reference=ref, sentence=sent, a_side=side, choice=choice)
+                    )
                     k += 1
-    for i in range(4):  # repeats agreeing with apr27 and controls: must not move the preference
+    for i in range(4):  # repeats agreeing with apr27: must not move the preference
         first = rows[i]
-        rows.append({**vote(k + i, b="apr27", rater=first["rater"], reference=first["reference"],
-                            sentence=first["sentence_id"], a_side="B", choice="B"), "repeat_of": first["trial_id"]})
+        rows.append(
+            {
+                **vote(
+                    k + i,
+                    b="apr27",
+                    rater=first["rater"],
+                    reference=first["reference"],
+                    sentence=first["sentence_id"],
+                    a_side="B",
+                    choice="B",
+                ),
+                "repeat_of": first["trial_id"],
+            }
+        )
     return rows
 
 

@@ -588,7 +588,8 @@ def _screened_sentence(s) -> str:
 
 def pair_sentence(r) -> str:
     """One pair in words: what was compared, raters and clips, the preference and its interval, the
-    verdict for raters in general and for these raters, and which scope is settled."""
+    verdict for raters in general and for these raters, and which scope is settled.
+    """
     head = f"{r.item_a} vs {r.item_b}"
     ties = f", {_plural(int(r.ties), 'tie')}" if r.ties else ""
     if r.decisive == 0:

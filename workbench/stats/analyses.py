@@ -369,7 +369,10 @@ def pair_table(
     out["leader"] = np.where(out["win_rate"] > 0.5, out["item_a"], np.where(out["win_rate"] < 0.5, out["item_b"], ""))
     # the headline scope: raters in general when that is settled; "these raters" only as a
     # labelled, narrower claim when it alone is settled (it never stands in for the other)
-    out["scope"] = np.where(out["settled"], SCOPES[0], np.where(out["settled_these"], SCOPES[1], None))
+    out["scope"] = [
+        SCOPES[0] if general else SCOPES[1] if these else None
+        for general, these in zip(out["settled"], out["settled_these"], strict=True)
+    ]
     out["min_raters"] = plan.min_raters if plan is not None else None
     out["min_raters"] = out["min_raters"].astype("Int64")
     return out[PAIR_COLUMNS].reset_index(drop=True)

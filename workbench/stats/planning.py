@@ -398,7 +398,8 @@ def resolve_plan(plan, *, n_pairs: int, n_raters: int, n_clips: int, alpha: floa
 
 def with_these_raters(plan: SamplePlan) -> SamplePlan:
     """A plan recorded before the "these raters" scope existed, with that target filled in
-    from its own assumptions (clips, effect, level, comparisons, power, clip correlation)."""
+    from its own assumptions (clips, effect, level, comparisons, power, clip correlation).
+    """
     if plan.votes_these_raters is not None or plan.note_these_raters:
         return plan
     icc = plan.icc_clip if math.isfinite(plan.icc_clip) else ICC_CLIP
