@@ -18,7 +18,7 @@ from workbench.abtest import (
     plan_from_yaml,
     plan_requests,
 )
-from workbench.abtest.schedule import MIN_REPEAT_GAP
+from workbench.abtest.schedule import MIN_REPEAT_GAP, summary_lines
 from workbench.catalog import load_catalog
 from workbench.cli import main
 from workbench.errors import PlanError
@@ -186,6 +186,13 @@ def test_the_issue_design_feb1_vs_apr27(tmp_path):
 
     expected = planned_votes(1, min_effect=0.65, n_raters=3, n_clips=16)
     assert s["planned_votes_per_pair"] == expected.votes_per_pair and plan.sample_size == expected.to_dict()
+    # 3 raters never settle a pair for raters in general; "these raters" has a reachable target, and the
+    # summary says this design's votes fall short of it
+    assert s["planned_votes_per_pair"] is None and s["planned_votes_these_raters"] == expected.votes_these_raters
+    assert any(
+        f"{expected.votes_these_raters} decisive votes per pair are planned and 3 raters" in n for n in s["notes"]
+    )
+    assert any("planned for these raters only" in line for line in summary_lines(s))
     assert s["play_reference"] and s["question"] == "Which accent is closer to the reference?"
     assert {t[4] for t in plan_requests(plan)} == {1, 2}  # both takes rendered
     controls = [t for t in plan.control_trials]

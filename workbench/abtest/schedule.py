@@ -252,6 +252,13 @@ def design_summary(plan: TestPlan) -> dict:
             f"{n_raters} raters give each pair {per_pair_votes} votes; {plan.planned_votes_per_pair} decisive votes "
             f"are planned to detect a {plan.min_effect:.2f} preference: add raters, sentences or takes."
         )
+    these = size.get("votes_these_raters")
+    if these and per_pair_votes < these:
+        notes.append(
+            f"for these raters only (not raters in general), {these} decisive votes per pair are planned and "
+            f"{n_raters} raters give each pair {per_pair_votes}: add sentences or takes (an early verdict is "
+            "still possible when the preference is strong)."
+        )
     return {
         "test_id": plan.test_id,
         "title": plan.title,
@@ -290,6 +297,8 @@ def design_summary(plan: TestPlan) -> dict:
         "side_balance": {"A": sides["A"], "B": sides["B"]},
         "votes_per_pair": per_pair_votes,
         "planned_votes_per_pair": plan.planned_votes_per_pair or None,  # None: no number of votes is enough
+        # the same for the "these raters" scope (raters fixed, clips random); None: not reachable or not recorded
+        "planned_votes_these_raters": size.get("votes_these_raters"),
         "min_effect": plan.min_effect,
         "play_reference": plan.play_reference,
         "show_text": plan.show_text,
@@ -345,6 +354,11 @@ def summary_lines(s: dict) -> list[str]:
         f"(a {s['min_effect']:.2f} preference at alpha 0.05 over the pairs, power 0.8, "
         "votes clustered by rater and clip)"
     )
+    if s.get("planned_votes_these_raters"):
+        lines.append(
+            f"planned for these raters only (raters fixed, votes clustered by clip): "
+            f"{s['planned_votes_these_raters']} decisive votes per pair"
+        )
     lines.append(
         f"reference playable: {yes[s['play_reference']]}; sentence text shown: {yes[s['show_text']]}; "
         f"voting after both were played: {yes[s['require_play']]}"
