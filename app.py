@@ -66,10 +66,11 @@ def is_loopback(host: str) -> bool:
 
 
 def make_context(args: argparse.Namespace):
-    """Load the catalog and users; raise a WorkbenchError with a clear message on problems."""
+    """Load the catalog and users and build the app's services; raise a WorkbenchError with a clear message."""
     from workbench.catalog import load_catalog
     from workbench.errors import AuthError
     from workbench.ui.common import AppContext
+    from workbench.ui.guard import Limits
     from workbench.users import UserStore
 
     catalog = load_catalog(args.config)
@@ -94,13 +95,15 @@ def make_context(args: argparse.Namespace):
         logging.getLogger("app").warning(
             "serving %s WITHOUT login (--no-auth-i-know): everyone who can reach it is an admin", args.host
         )
-    return AppContext(
-        catalog=catalog,
+    return AppContext.create(
+        catalog,
         votes_path=Path(args.votes),
         data_dir=catalog.settings.data_dir,
         users=users,
         device=args.device or catalog.settings.device,
-        extras={"cluster": getattr(args, "cluster", None)},
+        cluster=args.cluster,
+        share=args.share,
+        limits=Limits(idle_s=args.idle_hours * 3600, min_free_bytes=int(args.min_free_gb * 1e9)),
     )
 
 
@@ -135,13 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from workbench.security import make_private
     from workbench.ui import build_app
-    from workbench.ui.guard import Limits
 
     make_private(ctx.votes_path.parent, ctx.votes_path, ctx.data_dir, Path(ctx.data_dir) / "tests")
     if ctx.users is not None:
         make_private(ctx.users.path)
-    ctx.extras["share"] = args.share  # behind the share tunnel, client addresses come in X-Forwarded-For
-    ctx.extras["limits"] = Limits(idle_s=args.idle_hours * 3600, min_free_bytes=int(args.min_free_gb * 1e9))
     demo = build_app(ctx)
     from workbench.comparison import start_warm_up
 
@@ -160,8 +160,7 @@ def launch_options(ctx) -> dict:
     from workbench.ui.guard import Guard, launch_kwargs
 
     if "guard" not in ctx.extras:
-        share = bool(ctx.extras.get("share"))
-        ctx.extras["guard"] = Guard(ctx, ctx.extras.get("limits"), behind_tunnel=share)
+        ctx.extras["guard"] = Guard(ctx, ctx.limits, behind_tunnel=ctx.share)
     guard = ctx.extras["guard"]
     options = {
         "auth": None,

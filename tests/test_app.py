@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -58,11 +57,11 @@ def test_app_serves_page_and_config(demo_catalog_path, tmp_path):
         proc.wait(timeout=30)
 
 
-def test_catalog_panel_lists_availability_with_reasons(demo_catalog):
+def test_catalog_panel_lists_availability_with_reasons(demo_catalog, tmp_path):
     from workbench.ui.catalog_panel import catalog_rows
     from workbench.ui.common import AppContext
 
-    ctx = AppContext(catalog=demo_catalog, votes_path=Path("v.csv"), data_dir=Path("."))
+    ctx = AppContext.create(catalog=demo_catalog, votes_path=tmp_path / "v.csv", data_dir=tmp_path)
     df = catalog_rows(ctx, SimpleNamespace(username=None))
     cks = df[df.kind == "checkpoint"].set_index("id")
     assert list(cks.index) == ["feb1", "apr24", "apr27"]
@@ -81,7 +80,7 @@ def test_catalog_panel_is_empty_for_raters(demo_catalog, tmp_path):
 
     users = UserStore(tmp_path / "users.json")
     users.add("rita", "secret123", "rater")
-    ctx = AppContext(catalog=demo_catalog, votes_path=Path("v.csv"), data_dir=tmp_path, users=users)
+    ctx = AppContext.create(catalog=demo_catalog, votes_path=tmp_path / "v.csv", data_dir=tmp_path, users=users)
     assert catalog_rows(ctx, SimpleNamespace(username="rita")).empty
 
 

@@ -111,7 +111,7 @@ def test_a_rater_cannot_run_admin_handlers_even_by_fn_index(site):
             rater.call(dep["id"], forged[elem])
         assert "for admins" in e.value.message or "not in the list of choices" in e.value.message
     assert sorted(p.name for p in plans_dir.iterdir()) == before
-    assert site.ctx.extras["blind"].plans.get(test_id).status == "open"
+    assert site.ctx.services.plans.get(test_id).status == "open"
     # the admin panel's load gives a rater nothing but "hidden"
     forged_to = len(rater.transcript)  # (the refusals above echo the forged names back)
     admin_load = [d for d in rater.load_deps() if rater.find("wb-admin-test") in d["outputs"]][0]

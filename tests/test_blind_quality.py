@@ -52,8 +52,7 @@ def test_a_flagged_take_is_swapped_for_the_next_clean_one(flaky_catalog):
 
 
 def test_open_replaces_flagged_takes_only_when_the_plan_asks(flaky_catalog, tmp_path):
-    ctx = AppContext(catalog=flaky_catalog, votes_path=tmp_path / "votes.csv", data_dir=tmp_path / "data")
-    ctx.extras["renderer"] = Renderer(flaky_catalog)
+    ctx = AppContext.create(catalog=flaky_catalog, votes_path=tmp_path / "votes.csv", data_dir=tmp_path / "data")
     req = SimpleNamespace(username=None, query_params={})
     svc = services(ctx)
     ids = {}
@@ -73,4 +72,4 @@ def test_open_replaces_flagged_takes_only_when_the_plan_asks(flaky_catalog, tmp_
     # the rater is served the swapped take: the clip for the flaky side is take 2's
     flaky_take = next(t for t in swapped.trials).side(swapped.trials[0].preset_a == "flaky")[2]
     assert flaky_take == 2
-    assert ctx.extras["renderer"].cached(RenderRequest("tiny", "ref_a", "short", "flaky", 2)) is not None
+    assert ctx.services.renderer.cached(RenderRequest("tiny", "ref_a", "short", "flaky", 2)) is not None

@@ -115,8 +115,8 @@ def test_catalog_edits_are_picked_up_and_a_bad_edit_keeps_the_last_good_catalog(
 
 def test_the_app_follows_the_catalog_file(demo_catalog_path, tmp_path):
     cat = load_catalog(demo_catalog_path)
-    ctx = AppContext(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=tmp_path)
-    renderer = ctx.extras.setdefault("renderer", Renderer(cat))
+    ctx = AppContext.create(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=tmp_path)
+    renderer = ctx.services.renderer
     compare_ui.sync_catalog(ctx)
     folder = old_renders(tmp_path, cat.checkpoints["feb1"].demo_dir)
     add_prerendered(cat, "feb1-old", folder=str(folder))

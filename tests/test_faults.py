@@ -53,7 +53,7 @@ def context(catalog_path: Path, votes: Path):
     from workbench.ui.common import AppContext
 
     cat = load_catalog(catalog_path)
-    return AppContext(catalog=cat, votes_path=votes, data_dir=cat.settings.data_dir)
+    return AppContext.create(catalog=cat, votes_path=votes, data_dir=cat.settings.data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_a_disk_fault_while_voting_loses_nothing_and_voting_resumes(site, monkey
             page.vote("B", f"{fault} refused again", [])
         assert votes.read_bytes() == before
         # meanwhile the votes can still be read (the Results tab, progress)
-        assert site.ctx.extras["blind"].votes.read()["comment"].tolist()[-3:] == [f"{fault} ok {k}" for k in range(3)]
+        assert site.ctx.services.votes.read()["comment"].tolist()[-3:] == [f"{fault} ok {k}" for k in range(3)]
     if fault == "disk full":
         assert inject.hits >= 2
     message = failed.value.message  # what the rater's page shows

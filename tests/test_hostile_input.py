@@ -272,7 +272,9 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-app")
     cat = load_catalog(write_catalog(root))
     users = UserStore(write_users(root, ["rita", "remy"]))
-    ctx = AppContext(catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=cat.settings.data_dir, users=users)
+    ctx = AppContext.create(
+        catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=cat.settings.data_dir, users=users
+    )
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=8)
     port = free_port()
@@ -453,7 +455,7 @@ def test_bad_reference_recordings_are_refused_by_name(tmp_path, kind):
         audio.load(bad)
     from workbench.ui.common import AppContext
 
-    ctx = AppContext(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=cat.settings.data_dir)
+    ctx = AppContext.create(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=cat.settings.data_dir)
 
     out = compare.compare(
         ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *SIDE, 1, None, "trimmed", None, None
@@ -626,7 +628,7 @@ def test_oversize_and_malformed_votes_are_refused_and_the_app_goes_on(site):
     assert (row["comment"], row["reasons"], len(read_votes(site.ctx.votes_path))) == ("still fine", "accent", n + 1)
 
 
-def test_ten_thousand_characters_of_custom_text_are_refused(demo_catalog):
+def test_ten_thousand_characters_of_custom_text_are_refused(demo_catalog, tmp_path):
 
     from workbench.render import Renderer, RenderRequest
     from workbench.ui import compare
@@ -635,7 +637,9 @@ def test_ten_thousand_characters_of_custom_text_are_refused(demo_catalog):
     text = "word " * 2000
     with pytest.raises(RenderError, match="custom text has 9999 characters; the limit is 2000"):
         Renderer(demo_catalog).render(RenderRequest("feb1", "surya_1", text=text))
-    ctx = AppContext(catalog=demo_catalog, votes_path=Path("unused.csv"), data_dir=demo_catalog.settings.data_dir)
+    ctx = AppContext.create(
+        catalog=demo_catalog, votes_path=tmp_path / "unused.csv", data_dir=demo_catalog.settings.data_dir
+    )
     out = compare.compare(
         ctx, "surya_1", "pangram", text, ["feb1", "apr24"], "none", False, *SIDE, 1, None, "trimmed", None, None
     )

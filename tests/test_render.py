@@ -397,7 +397,7 @@ def test_cli_unknown_name_is_a_clean_error(demo_catalog_path, tmp_path, capsys):
 def _ctx(cat, tmp_path, users=None):
     from workbench.ui.common import AppContext
 
-    return AppContext(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=tmp_path, users=users)
+    return AppContext.create(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=tmp_path, users=users)
 
 
 def test_batch_panel_renders_with_progress(demo_catalog_path, tmp_path):

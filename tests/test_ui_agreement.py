@@ -8,7 +8,6 @@ import gradio as gr
 import pytest
 
 from workbench.quality import clip_metrics
-from workbench.render import Renderer
 from workbench.ui import agreement_panel, quality_panel
 from workbench.ui.common import AppContext
 from workbench.users import UserStore
@@ -21,9 +20,9 @@ def req(user: str | None = None) -> SimpleNamespace:
 
 @pytest.fixture
 def ctx(demo_catalog, tmp_path) -> AppContext:
-    c = AppContext(catalog=demo_catalog, votes_path=tmp_path / "votes" / "votes.csv", data_dir=tmp_path / "data")
-    c.extras["renderer"] = Renderer(demo_catalog)
-    return c
+    return AppContext.create(
+        catalog=demo_catalog, votes_path=tmp_path / "votes" / "votes.csv", data_dir=tmp_path / "data"
+    )
 
 
 def cast(store, n, *, a, b, sentence, choice, a_side="A", **kw):
@@ -35,7 +34,7 @@ def cast(store, n, *, a, b, sentence, choice, a_side="A", **kw):
 
 
 def test_agreement_of_dnsmos_with_the_votes(ctx):
-    r = ctx.extras["renderer"]
+    r = ctx.services.renderer
     from workbench.render import RenderRequest
 
     for ck in ("feb1", "apr24"):

@@ -63,7 +63,7 @@ def launch(root: Path, *, login: bool) -> Site:
         users = UserStore(root / "users.json")
         for name, pw in PASSWORDS.items():
             users.add(name, pw, "admin" if name == "boss" else "rater")
-    ctx = AppContext(catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=root / "data", users=users)
+    ctx = AppContext.create(catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=root / "data", users=users)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=8)
     port = free_port()

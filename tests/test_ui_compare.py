@@ -20,7 +20,6 @@ from tests.conftest import ROOT, free_port, mentions
 from workbench import comparison
 from workbench.catalog import load_catalog
 from workbench.errors import CatalogError, RenderError
-from workbench.render import Renderer
 from workbench.ui import compare
 from workbench.ui.common import AppContext
 from workbench.users import UserStore
@@ -51,9 +50,7 @@ def catalog_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ctx(catalog_path) -> AppContext:
     cat = load_catalog(catalog_path)
-    c = AppContext(catalog=cat, votes_path=catalog_path.parent / "votes.csv", data_dir=cat.settings.data_dir)
-    c.extras["renderer"] = Renderer(cat)
-    return c
+    return AppContext.create(catalog=cat, votes_path=catalog_path.parent / "votes.csv", data_dir=cat.settings.data_dir)
 
 
 def req(user: str | None = None, **query) -> SimpleNamespace:
@@ -408,8 +405,13 @@ def login_ctx(ctx, tmp_path_factory) -> AppContext:
     users = UserStore(tmp_path_factory.mktemp("users") / "users.json")
     users.add(*ADMIN, role="admin")
     users.add(*RATER, role="rater")
-    return AppContext(
-        catalog=ctx.catalog, votes_path=ctx.votes_path, data_dir=ctx.data_dir, users=users, extras=ctx.extras
+    return AppContext(  # the same services and tab state, with login
+        catalog=ctx.catalog,
+        votes_path=ctx.votes_path,
+        data_dir=ctx.data_dir,
+        services=ctx.services,
+        users=users,
+        extras=ctx.extras,
     )
 
 

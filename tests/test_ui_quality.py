@@ -11,7 +11,6 @@ import pytest
 from tiny_models import write_tiny_catalog
 
 from workbench.catalog import load_catalog
-from workbench.render import Renderer
 from workbench.ui import compare, quality_panel
 from workbench.ui.common import AppContext
 from workbench.ui.render_panel import batch_render
@@ -25,9 +24,7 @@ def req(user: str | None = None) -> SimpleNamespace:
 
 
 def make_ctx(cat) -> AppContext:
-    ctx = AppContext(catalog=cat, votes_path=cat.path.parent / "votes.csv", data_dir=cat.settings.data_dir)
-    ctx.extras["renderer"] = Renderer(cat)
-    return ctx
+    return AppContext.create(catalog=cat, votes_path=cat.path.parent / "votes.csv", data_dir=cat.settings.data_dir)
 
 
 @pytest.fixture
@@ -52,7 +49,7 @@ def test_compare_shows_the_broken_demo_take_as_flagged_with_dnsmos(demo_ctx):
 
 
 def test_flagged_list_and_regenerate_refuse_demo_clips_with_the_reason(demo_ctx):
-    r = demo_ctx.extras["renderer"]
+    r = demo_ctx.services.renderer
     from workbench.quality import assess_many
     from workbench.render import RenderRequest
 
@@ -100,7 +97,7 @@ def test_regenerate_renders_the_next_take_of_a_flagged_model_clip(tmp_path, tiny
     from workbench.quality import assess_clip
     from workbench.render import RenderRequest
 
-    first = ctx.extras["renderer"].render(RenderRequest("tiny", "ref_a", "short", enhancement="gap"))
+    first = ctx.services.renderer.render(RenderRequest("tiny", "ref_a", "short", enhancement="gap"))
     assert assess_clip(quality_panel.get_quality_store(ctx), cat, first).flagged
     _, _, picker = quality_panel.list_flagged(ctx, req())
     result, path, summary, table, _ = quality_panel.regenerate_flagged(ctx, picker.value, req(), lambda *a, **k: None)

@@ -52,7 +52,7 @@ def served(tmp_path_factory):
     users = UserStore(tmp / "users.json")
     users.add(*ADMIN, role="admin")
     users.add(*RATER, role="rater")
-    ctx = AppContext(
+    ctx = AppContext.create(
         catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=votes, data_dir=tmp / "data", users=users
     )
     with gr.Blocks() as demo, gr.Tab("Results"):
@@ -235,7 +235,7 @@ def test_compare_href_builds_the_contract_query():
 
 def test_live_refresh_only_when_the_file_changes(tmp_path, rng):
     path = write_votes_csv(vote_rows([vote(i, a_side="A", choice="B") for i in range(3)]), tmp_path / "v.csv")
-    ctx = AppContext(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=path, data_dir=tmp_path)
+    ctx = AppContext.create(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=path, data_dir=tmp_path)
     first = results.on_tick(ctx, "", None, req(None))
     assert "3 counted votes" in first[2]
     shown = first[-1]
@@ -260,7 +260,7 @@ def test_live_refresh_only_when_the_file_changes(tmp_path, rng):
 
 
 def test_no_votes_yet_and_an_empty_test(tmp_path):
-    ctx = AppContext(
+    ctx = AppContext.create(
         catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=tmp_path / "none.csv", data_dir=tmp_path
     )
     out = results.on_select(ctx, "", req(None))
@@ -274,7 +274,7 @@ def test_no_votes_yet_and_an_empty_test(tmp_path):
 
 
 def test_stored_tests_appear_in_the_picker(tmp_path, monkeypatch):
-    ctx = AppContext(
+    ctx = AppContext.create(
         catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=tmp_path / "none.csv", data_dir=tmp_path
     )
     abtest = pytest.importorskip("workbench.abtest")
@@ -331,7 +331,7 @@ def test_tab_and_cli_agree_on_votes_from_the_vote_store(tmp_path, capsys):
     cast("bob", "feb1", "apr27", "A", "none", reference="surya_2")
     cast("cyd", "apr24", "apr27", "B", "B", reference="surya_2", reasons=["dull/flat"])
 
-    ctx = AppContext(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=store.path, data_dir=tmp_path)
+    ctx = AppContext.create(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=store.path, data_dir=tmp_path)
     out = results.on_select(ctx, "ab-1", req(None))
     assert main(["report", str(store.path), "--test", "ab-1"]) == 0
     printed = capsys.readouterr().out
@@ -359,7 +359,7 @@ def test_admins_votes_are_left_out_unless_included(tmp_path, rng):
     df["rater_role"] = np.where(df["rater"] == "ada", "admin", "rater")
     path = tmp_path / "v.csv"
     df.to_csv(path, index=False, lineterminator="\r\n")
-    ctx = AppContext(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=path, data_dir=tmp_path)
+    ctx = AppContext.create(catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=path, data_dir=tmp_path)
     out = results.on_select(ctx, "", req(None))
     n_ada = int(((df["rater"] == "ada") & (df["repeat_of"] == "")).sum())
     assert "from 1 rater" in out[2] and "admin votes left out" in out[2]

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
 
-from ..abtest import PlanStore, RaterSession, ServedFiles, ShownTrial, sweep_served
+from ..abtest import RaterSession, ShownTrial
 from ..catalog import reference_audio_path
 from ..errors import VoteError, WorkbenchError
 from ..render import RenderRequest
-from ..votes import REASONS, BadVote, VoteStore, check_name
+from ..services import Services
+from ..services import served_dir as _served_dir
+from ..votes import REASONS, BadVote, check_name
 from .blind_assets import PLAYER_HTML, PLAYER_JS, SLOT_TEMPLATE, STYLE, slot_js
 from .common import AppContext, bind, get_renderer, role_of, show_error, username
 
@@ -53,38 +53,14 @@ TEST_COLUMNS = ["test", "title", "status", "design", "raters", "votes"]
 # ---------------------------------------------------------------------------- services
 
 
-@dataclass
-class BlindServices:
-    """The vote store, plan store and served-audio folder of one app."""
-
-    votes: VoteStore
-    plans: PlanStore
-    served: ServedFiles
-
-
-_services_lock = threading.Lock()
+def services(ctx: AppContext) -> Services:
+    """The app's services (votes, plans, served audio, renderer): ``ctx.services``."""
+    return ctx.services
 
 
 def served_dir(ctx: AppContext) -> Path:
     """Where anonymous copies of clips are written for browsers (delivered by :mod:`.blind_files`)."""
-    return Path(ctx.data_dir) / "served"
-
-
-def services(ctx: AppContext) -> BlindServices:
-    """The app's blind-test services, created once (opening the vote store recovers it)."""
-    with _services_lock:
-        svc = ctx.extras.get("blind")
-        if svc is None:
-            folder = served_dir(ctx)
-            folder.mkdir(parents=True, exist_ok=True)
-            sweep_served(folder)
-            svc = BlindServices(
-                votes=VoteStore(ctx.votes_path),
-                plans=PlanStore(Path(ctx.data_dir) / "tests"),
-                served=ServedFiles(folder),
-            )
-            ctx.extras["blind"] = svc
-        return svc
+    return _served_dir(ctx.data_dir)
 
 
 def _clip_path(ctx: AppContext, checkpoint: str, reference: str, sentence: str, preset: str, take: int) -> Path:

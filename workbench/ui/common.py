@@ -1,4 +1,4 @@
-"""What every tab shares: the app context and the role checks.
+"""What every tab shares: the app context (catalog, users, :class:`~workbench.services.Services`) and the role checks.
 
 Roles decide what a person can reach. Without login the one local user is an admin.
 With login, a rater reaches only the Blind A/B flow: Compare and Results handlers
@@ -14,26 +14,65 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from ..catalog import Catalog
 from ..errors import WorkbenchError
+from ..render import Renderer
+from ..services import Services, build_services
 from ..users import UserStore
+
+if TYPE_CHECKING:
+    from .guard import Limits  # guard imports this module
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class AppContext:
-    """Everything the UI needs, built once in ``app.py``."""
+    """Everything the UI needs, built once in ``app.py`` with :meth:`create`."""
 
-    catalog: Catalog
+    catalog: Catalog  # replaced by the live catalog on a good edit of the files
     votes_path: Path  # the vote CSV (system of record)
     data_dir: Path  # tests, served files, cache
+    services: Services  # renderer, comparer, stores: one of each for the whole app
     users: UserStore | None = None  # None: no login, the local user is an admin
     device: str = "auto"
-    extras: dict = field(default_factory=dict)  # per-feature services (renderer, stores, ...)
+    share: bool = False  # behind the share tunnel, client addresses come in X-Forwarded-For
+    limits: Limits | None = None  # idle logout, free-disk floor; None: the defaults
+    extras: dict = field(default_factory=dict)  # per-tab UI state: caches, the guard, watcher threads
+
+    @classmethod
+    def create(
+        cls,
+        catalog: Catalog,
+        *,
+        votes_path: Path,
+        data_dir: Path,
+        users: UserStore | None = None,
+        device: str = "auto",
+        cluster: str | None = None,
+        renderer: Renderer | None = None,
+        **options: Any,
+    ) -> AppContext:
+        """Build the services (:func:`~workbench.services.build_services`) and the context around them.
+
+        ``options`` are the remaining fields (``share``, ``limits``).
+        """
+        services = build_services(
+            catalog, votes_path=votes_path, data_dir=data_dir, device=device, cluster=cluster, renderer=renderer
+        )
+        return cls(
+            catalog=catalog,
+            votes_path=Path(votes_path),
+            data_dir=Path(data_dir),
+            services=services,
+            users=users,
+            device=device,
+            **options,
+        )
 
     @property
     def auth_enabled(self) -> bool:
@@ -58,13 +97,9 @@ def bind(fn: Callable, *bound) -> Callable:
     return handler
 
 
-def get_renderer(ctx: AppContext):
-    """The app's one :class:`~workbench.render.Renderer` (created on first use, shared)."""
-    from ..render import Renderer
-
-    if "renderer" not in ctx.extras:
-        ctx.extras["renderer"] = Renderer(ctx.catalog, device=ctx.device, cluster=ctx.extras.get("cluster"))
-    return ctx.extras["renderer"]
+def get_renderer(ctx: AppContext) -> Renderer:
+    """The app's one :class:`~workbench.render.Renderer` (``ctx.services.renderer``)."""
+    return ctx.services.renderer
 
 
 def role_of(ctx: AppContext, request: gr.Request | None) -> str:

@@ -43,8 +43,7 @@ from ..comparison import (  # noqa: F401 - compare_link and parse_link are this 
     preset_offer,
 )
 from ..errors import WorkbenchError
-from .common import AppContext, bind, get_renderer, require_admin, role_of
-from .quality_panel import get_quality_store
+from .common import AppContext, bind, require_admin, role_of
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +124,11 @@ def sync_catalog(ctx: AppContext, *, force: bool = False) -> LiveCatalog:
     """Pick up edits of the catalog files: a good edit becomes the app's catalog (context,
     renderer, comparer); a bad one leaves the last good catalog in use (``live.error`` says why).
     """
-    live = ctx.extras.get("live_catalog")
-    if live is None:
-        live = ctx.extras.setdefault("live_catalog", LiveCatalog(ctx.catalog))
+    live = ctx.services.live_catalog
     if live.refresh(force=force):
         ctx.catalog = live.current
-        for key in ("renderer", "comparer"):
-            service = ctx.extras.get(key)
-            if service is not None:
-                service.catalog = live.current
+        ctx.services.renderer.catalog = live.current
+        ctx.services.comparer.catalog = live.current
     return live
 
 
@@ -198,9 +193,7 @@ def add_old_renders(
 
 def _comparer(ctx: AppContext) -> Comparer:
     """The app's one :class:`Comparer` (its analysis memo is shared by every session)."""
-    if "comparer" not in ctx.extras:
-        ctx.extras["comparer"] = Comparer(ctx.catalog, get_renderer(ctx), quality=get_quality_store(ctx))
-    return ctx.extras["comparer"]
+    return ctx.services.comparer
 
 
 def _progress(progress):

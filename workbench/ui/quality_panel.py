@@ -22,10 +22,8 @@ COLUMNS = ["checkpoint", "reference", "sentence", "preset", "take", "why flagged
 
 
 def get_quality_store(ctx: AppContext) -> QualityStore:
-    """The app's one :class:`QualityStore`, beside the renderer's cache (created on first use)."""
-    if "quality" not in ctx.extras:
-        ctx.extras["quality"] = QualityStore(get_renderer(ctx).cache_dir)
-    return ctx.extras["quality"]
+    """The app's one :class:`QualityStore`, beside the renderer's cache (``ctx.services.quality``)."""
+    return ctx.services.quality
 
 
 def _label(a: Assessment) -> str:

@@ -101,12 +101,10 @@ def test_choices(ctx: AppContext, summary) -> list[tuple[str, str]]:
     choices = [(report.ALL_VOTES, _ALL)]
     seen = set()
     try:
-        from ..abtest import PlanStore
-
-        for plan in PlanStore(Path(ctx.data_dir) / "tests").list():
+        for plan in ctx.services.plans.list():
             choices.append((f"{plan.title} ({plan.test_id})" if plan.title else plan.test_id, plan.test_id))
             seen.add(plan.test_id)
-    except (ImportError, WorkbenchError, OSError) as e:
+    except (WorkbenchError, OSError) as e:
         log.warning("cannot list stored tests: %s", e)
     choices += [(t, t) for t in summary.tests if t not in seen]
     return choices
