@@ -14,8 +14,8 @@ DEFAULT_USERS = "users.json"
 MAX_UPLOAD = "1mb"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command-line options of ``python app.py`` (``argv``: None reads ``sys.argv``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python app.py`` (README.md lists every option; tests/test_docs.py checks)."""
     p = argparse.ArgumentParser(description="Listening workbench: compare and blind-test voice-clone checkpoints.")
     p.add_argument("--config", default="checkpoints.yaml", help="catalog file (default: checkpoints.yaml)")
     p.add_argument("--host", default="127.0.0.1", help="interface to serve on (default: 127.0.0.1)")
@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="render on a Ray cluster: ray://HOST:PORT, HOST:PORT or auto; local renders in this process "
         "(default: settings.cluster)",
     )
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options of ``python app.py`` (``argv``: None reads ``sys.argv``)."""
+    return build_parser().parse_args(argv)
 
 
 def is_loopback(host: str) -> bool:

@@ -34,3 +34,10 @@ def test_every_subcommand_and_its_options_are_in_the_readme(name):
     assert f"python -m workbench {name.split()[0]}" in README, f"README does not show `python -m workbench {name}`"
     missing = [o for o in _options(SUBCOMMANDS[name]) if o not in README]
     assert not missing, f"README does not mention {', '.join(missing)} of `python -m workbench {name}`"
+
+
+def test_every_app_option_is_in_the_readme():
+    import app
+
+    missing = [o for o in _options(app.build_parser()) if o not in README]
+    assert "python app.py" in README and not missing, f"README does not mention {', '.join(missing)} of app.py"

@@ -277,7 +277,8 @@ def test_stored_tests_appear_in_the_picker(tmp_path, monkeypatch):
     ctx = AppContext.create(
         catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=tmp_path / "none.csv", data_dir=tmp_path
     )
-    abtest = pytest.importorskip("workbench.abtest")
+    from workbench import abtest
+
     plans = [SimpleNamespace(test_id="ab-1", title="Feb vs Apr")]
     monkeypatch.setattr(abtest.PlanStore, "list", lambda self, status=None: plans)
     out = results.on_select(ctx, "", req(None))
