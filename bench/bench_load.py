@@ -46,7 +46,7 @@ for _p in (ROOT, ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from bench.loopback import CallFailed, PageClient  # noqa: E402
+from tests.support.loopback import CallFailed, PageClient  # noqa: E402
 
 #: the full setting (``make bench``)
 RATERS, SECONDS = 100, 60.0

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.loopback import PageClient
+from tests.support.loopback import PageClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50

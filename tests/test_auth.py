@@ -9,7 +9,7 @@ import httpx
 import pytest
 from test_ui_blind import CHECKPOINTS, PASSWORDS, client, create_and_open, launch, scan
 
-from bench.loopback import CallFailed, PageClient
+from tests.support.loopback import CallFailed, PageClient
 from workbench.cli import main as cli_main
 from workbench.users import UserStore
 

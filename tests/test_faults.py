@@ -28,7 +28,7 @@ import soundfile as sf
 from conftest import ROOT, free_port
 
 from bench.bench_load import RaterPage, open_test, start_app, write_catalog, write_users
-from bench.loopback import CallFailed
+from tests.support.loopback import CallFailed
 from workbench.catalog import load_catalog
 from workbench.errors import VoteError
 from workbench.render import Renderer, RenderRequest

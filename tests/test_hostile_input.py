@@ -2,7 +2,7 @@
 and files, path traversal through every user-controlled id or path, oversize requests.
 
 The served-app tests run the app with login on loopback (as on a public link) and call
-it the way its page does (:class:`bench.loopback.PageClient`), or with raw HTTP where a
+it the way its page does (:class:`tests.support.loopback.PageClient`), or with raw HTTP where a
 browser could be made to send anything.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.bench_load import RaterPage, admin_page, open_test, password, write_catalog, write_users
-from bench.loopback import CallFailed, PageClient
+from tests.support.loopback import CallFailed, PageClient
 from workbench import audio
 from workbench.catalog import Catalog, load_catalog, parse_catalog
 from workbench.errors import AudioError, CatalogError, RenderError, VoteError

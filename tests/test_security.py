@@ -2,7 +2,7 @@
 loop, quotas, revocation and idle expiry, sessions bound to their login, safe defaults.
 
 Each test drives the real app over loopback (login on, as on a public link) the way an
-attacker would: raw HTTP for logins and uploads, :class:`bench.loopback.PageClient` for
+attacker would: raw HTTP for logins and uploads, :class:`tests.support.loopback.PageClient` for
 handlers. Failed logins come from their own loopback address (127.0.0.x) so the
 per-address lock-out of one test does not spill into the next.
 """
@@ -21,7 +21,7 @@ import httpx
 import pytest
 from test_ui_blind import PASSWORDS, Rater, client, create_and_open, launch
 
-from bench.loopback import CallFailed, PageClient
+from tests.support.loopback import CallFailed, PageClient
 from workbench import security
 from workbench.cli import main as cli_main
 from workbench.errors import AuthError

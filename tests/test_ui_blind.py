@@ -1,7 +1,7 @@
 """The Blind A/B tab through a real app over loopback, driven the way its page drives it.
 
 Handlers are private (``api_name=False``), which ``gradio_client`` refuses to call, so
-these tests use :class:`bench.loopback.PageClient`: the page's own protocol (config,
+these tests use :class:`tests.support.loopback.PageClient`: the page's own protocol (config,
 queue join, server-sent results, file URLs), recording every byte it receives.
 """
 
@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 from conftest import ROOT, free_port
 
-from bench.loopback import CallFailed, PageClient
+from tests.support.loopback import CallFailed, PageClient
 from workbench import audio
 from workbench.render import RenderRequest
 from workbench.votes import COLUMNS, read_votes

@@ -1,13 +1,14 @@
 """A small client that drives a Gradio app the way its web page does, over HTTP.
 
-``gradio_client`` refuses handlers registered with ``api_name=False``; a browser does
+``gradio_client`` refuses private handlers (``api_visibility="private"``); a browser does
 not: it reads ``/config``, posts ``/gradio_api/queue/join`` with a ``fn_index`` and reads
 the result from ``/gradio_api/queue/data`` (server-sent events), then follows the
 ``.then``/``.success`` chain itself. :class:`PageClient` does the same, keeps component
 values and properties like the page, and records every byte it receives in
 :attr:`PageClient.transcript`, so a test can scan all of it.
 
-Used by the blind-test tests and benchmarks; it imports nothing from the workbench.
+Used by the UI tests and by the load benchmarks in ``bench/``; it imports nothing from the
+workbench.
 """
 
 from __future__ import annotations
