@@ -56,7 +56,9 @@ def served(tmp_path_factory):
         catalog=load_catalog(ROOT / "checkpoints.yaml"), votes_path=votes, data_dir=tmp / "data", users=users
     )
     with gr.Blocks() as demo, gr.Tab("Results"):
-        results.build(ctx, demo)
+        view = results.build()
+        results.wire(ctx, demo, view)
+        assert len(view.outputs) == results._N_OUTPUTS
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, auth=lambda u, p: users.verify(u, p), quiet=True)
     try:

@@ -46,7 +46,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Blind A/B", id="blind"):
                 blind.build(ctx, demo)
             with gr.Tab("Results", id="results", visible=open_to_all) as results_tab:
-                results.build(ctx, demo)
+                results.wire(ctx, demo, results.build())
                 agreement_panel.build(ctx, demo)
         if ctx.auth_enabled:
             # A wrapper, not functools.partial: gradio finds gr.Request through the type hints.

@@ -18,6 +18,7 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def status_line(summary) -> str:
 
 
 def render(ctx: AppContext, test_id: str | None, include_admin: bool = False) -> list:
-    """Every output of the tab for one selection (see :func:`build` for the order)."""
+    """Every output of the tab for one selection, in the order of :attr:`ResultsView.outputs`."""
     summary = summary_for(ctx, test_id, include_admin)
     figs = report.figures(summary)
     html_parts = sections_html(summary)
@@ -173,7 +174,7 @@ def _shown_key(ctx: AppContext, test_id: str | None, include_admin: bool) -> tup
     return (str(ctx.votes_path), file_state(ctx.votes_path), test_id or _ALL, bool(include_admin))
 
 
-_N_OUTPUTS = 12
+_N_OUTPUTS = 12  # len(ResultsView.outputs): the handlers skip this many when nothing changed
 
 
 # --------------------------------------------------------------------------- handlers
@@ -241,8 +242,50 @@ def on_download(ctx: AppContext, test_id: str | None, request: gr.Request, inclu
 _HTML: dict[str, Any] = {"css_template": report.CSS_TABLES, "js_on_load": None, "padding": True}
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    """Lay out the Results tab inside the current ``gr.Tab``."""
+@dataclass(frozen=True)
+class ResultsView:
+    """The Results tab's components by name: :func:`build` makes them, :func:`wire` connects them."""
+
+    shown: gr.State  # the summary key on screen (redraw only when it changes)
+    test: gr.Dropdown
+    live: gr.Checkbox
+    include: gr.Checkbox
+    refresh: gr.Button
+    make_report: gr.Button
+    report_file: gr.File
+    status: gr.Markdown
+    headline: gr.Markdown
+    win_plot: gr.Plot
+    rank_plot: gr.Plot
+    heat_plot: gr.Plot
+    reason_plot: gr.Plot
+    overview: gr.HTML
+    breakdowns: gr.HTML
+    reasons: gr.HTML
+    raters: gr.HTML
+    timer: gr.Timer
+
+    @property
+    def outputs(self) -> list[Any]:
+        """What the view handlers return, in their order (see :func:`render`)."""
+        return [
+            self.test,
+            self.status,
+            self.headline,
+            self.win_plot,
+            self.rank_plot,
+            self.heat_plot,
+            self.reason_plot,
+            self.overview,
+            self.breakdowns,
+            self.reasons,
+            self.raters,
+            self.shown,
+        ]
+
+
+def build() -> ResultsView:
+    """Lay out the Results tab inside the current ``gr.Tab``; nothing is connected yet."""
     shown = gr.State(None)
     with gr.Row():
         # choices arrive from the load handler (admins only); custom values are checked by the handlers
@@ -271,15 +314,37 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         with gr.Tab("Raters"):
             raters = gr.HTML(**_HTML)
     timer = gr.Timer(REFRESH_S, active=False)
+    return ResultsView(
+        shown=shown,
+        test=test,
+        live=live,
+        include=include,
+        refresh=refresh,
+        make_report=make_report,
+        report_file=report_file,
+        status=status,
+        headline=headline,
+        win_plot=win_plot,
+        rank_plot=rank_plot,
+        heat_plot=heat_plot,
+        reason_plot=reason_plot,
+        overview=overview,
+        breakdowns=breakdowns,
+        reasons=reasons,
+        raters=raters,
+        timer=timer,
+    )
 
-    outputs = [test, status, headline, win_plot, rank_plot, heat_plot, reason_plot]
-    outputs += [overview, breakdowns, reasons, raters, shown]
-    assert len(outputs) == _N_OUTPUTS
 
-    demo.load(bind(on_load, ctx), None, [*outputs, timer], api_visibility="private", show_progress="hidden")
-    test.input(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
-    include.input(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
-    refresh.click(bind(on_select, ctx), [test, include], outputs, api_visibility="private")
-    timer.tick(bind(on_tick, ctx), [test, shown, include], outputs, api_visibility="private", show_progress="hidden")
-    live.change(bind(on_live, ctx), live, timer, api_visibility="private")
-    make_report.click(bind(on_download, ctx), [test, include], report_file, api_visibility="private")
+def wire(ctx: AppContext, demo: gr.Blocks, v: ResultsView) -> None:
+    """Connect the Results tab's events to its handlers (all private, admins only)."""
+    outputs = v.outputs
+    private: dict[str, Any] = {"api_visibility": "private"}
+    picked = [v.test, v.include]
+    demo.load(bind(on_load, ctx), None, [*outputs, v.timer], show_progress="hidden", **private)
+    v.test.input(bind(on_select, ctx), picked, outputs, **private)
+    v.include.input(bind(on_select, ctx), picked, outputs, **private)
+    v.refresh.click(bind(on_select, ctx), picked, outputs, **private)
+    v.timer.tick(bind(on_tick, ctx), [v.test, v.shown, v.include], outputs, show_progress="hidden", **private)
+    v.live.change(bind(on_live, ctx), v.live, v.timer, **private)
+    v.make_report.click(bind(on_download, ctx), picked, v.report_file, **private)
