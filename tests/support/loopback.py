@@ -218,7 +218,12 @@ class PageClient:
 
     def fetch(self, url: str) -> bytes:
         """GET a file URL the page received (recorded under its URL)."""
-        r = self.http.get(url)
+        try:
+            r = self.http.get(url)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # a kept-alive connection the server closed as idle just as it was reused (uvicorn
+            # drops idle ones after 5 s): a GET is idempotent, so retry once, as browsers do
+            r = self.http.get(url)
         self._keep(f"GET {url}", "")
         r.raise_for_status()
         return r.content
