@@ -297,16 +297,22 @@ def clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Cluster
         deff = n / max(gmin, 1)
     # never credit the votes with more than their number: an estimate below 1 is noise, and
     # trusting it inflates false verdicts when people look often (checked in bench_verdicts)
-    deff = max(1.0, deff)
+    return _clustered_result(p, n, gr, gc, max(1.0, deff), gmin - 1, confidence)
+
+
+def _clustered_result(p: float, n: int, raters: int, clips: int, deff: float, df: int, confidence: float) -> Clustered:
+    """The test and interval of a share ``p`` of ``n`` votes with design effect ``deff``
+    (already at least 1): ``z`` on ``n / deff`` votes against t with ``df`` degrees of
+    freedom; no test (p-value NaN, interval 0..1) when ``df < 1``.
+    """
     n_eff = n / deff
-    df = gmin - 1
     z = 2 * (p - 0.5) * math.sqrt(n_eff)
     if df < 1:
-        return Clustered(p, n, gr, gc, deff, n_eff, 0, z, math.nan, 0.0, 1.0, confidence)
+        return Clustered(p, n, raters, clips, deff, n_eff, 0, z, math.nan, 0.0, 1.0, confidence)
     pv = float(min(1.0, 2 * sps.t.sf(abs(z), df)))
     q = float(sps.t.isf((1 - confidence) / 2, df))
     lo, hi = wilson_bounds(p, n_eff, q)
-    return Clustered(p, n, gr, gc, deff, n_eff, df, z, pv, lo, hi, confidence)
+    return Clustered(p, n, raters, clips, deff, n_eff, df, z, pv, lo, hi, confidence)
 
 
 def clip_clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Clustered:
@@ -337,16 +343,8 @@ def clip_clustered_preference(y, rater, clip, *, confidence: float = 0.95) -> Cl
         deff = v / (p * (1 - p) / n) if math.isfinite(v) else math.inf
     else:
         deff = n / max(gc, 1)
-    deff = max(1.0, deff)  # never more votes than there are (as in clustered_preference)
-    n_eff = n / deff
-    df = gc - 1
-    z = 2 * (p - 0.5) * math.sqrt(n_eff)
-    if df < 1:
-        return Clustered(p, n, gr, gc, deff, n_eff, 0, z, math.nan, 0.0, 1.0, confidence)
-    pv = float(min(1.0, 2 * sps.t.sf(abs(z), df)))
-    q = float(sps.t.isf((1 - confidence) / 2, df))
-    lo, hi = wilson_bounds(p, n_eff, q)
-    return Clustered(p, n, gr, gc, deff, n_eff, df, z, pv, lo, hi, confidence)
+    # never more votes than there are (as in clustered_preference)
+    return _clustered_result(p, n, gr, gc, max(1.0, deff), gc - 1, confidence)
 
 
 # --------------------------------------------------------------------------- sequential
