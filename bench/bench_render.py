@@ -130,7 +130,7 @@ def _child(catalog_path: str, names: str) -> None:
     for take, name in enumerate(names.split(","), start=1):
         r.render(RenderRequest(name, "builtin", "short", take=take))  # a new take: always a fresh render
     peak = _status_kib("VmHWM") * 1024
-    loaded = len(r.backends["xtts"].models.keys())
+    loaded = len(r.backends["xtts"].models.loaded())
     print(json.dumps({"base": base, "peak": peak, "loaded": loaded}))
 
 

@@ -198,13 +198,13 @@ def test_lru_keeps_at_most_the_limit_and_evicts_the_least_recent(tmp_path, tiny_
     first = b.load(a_ck)
     assert b.load(a_ck) is first and lru.stats["loads"] == 1  # loads once
     b.load(b_ck)
-    assert [k[0] for k in lru.keys()]  # noqa: SIM118 (ModelCache is not a dict) == [str(second_model.resolve())] and lru.stats["evictions"] == 1
+    assert [k[0] for k in lru.loaded()] == [str(second_model.resolve())] and lru.stats["evictions"] == 1
 
     lru.limit = 2
     b.load(a_ck)  # back, and now most recent
     b.load(b_ck)  # b is most recent again
     b.load(a_ck)
-    assert [k[0] for k in lru.keys()]  # noqa: SIM118 (ModelCache is not a dict) == [str(second_model.resolve()), str(tiny_xtts_dir.resolve())]
+    assert [k[0] for k in lru.loaded()] == [str(second_model.resolve()), str(tiny_xtts_dir.resolve())]
     assert lru.stats["loads"] == 3
 
 

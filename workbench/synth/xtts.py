@@ -311,7 +311,7 @@ class ModelCache:
             self._evict_to(self.limit)
             return model
 
-    def keys(self) -> list[tuple]:
+    def loaded(self) -> list[tuple]:
         """Keys of the loaded models, least recently used first."""
         with self._lock:
             return list(self._models)
@@ -570,7 +570,7 @@ class XttsBackend:
         s = ck.inference
         with device_lock(device):
             t0 = time.perf_counter()
-            was_loaded = self.model_key(ck, device) in self.models.keys()  # noqa: SIM118 (ModelCache is not a dict)
+            was_loaded = self.model_key(ck, device) in self.models.loaded()
             loaded = self.load(ck, device)
             t1 = time.perf_counter()
             gpt_cond_latent, speaker_embedding, cond_info = self.conditioning(loaded, ref, s, reference_file)
