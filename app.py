@@ -74,11 +74,13 @@ def make_context(args: argparse.Namespace):
     """Load the catalog and users and build the app's services; raise a WorkbenchError with a clear message."""
     from workbench.catalog import load_catalog
     from workbench.errors import AuthError
+    from workbench.synth import limit_loaded_models
     from workbench.ui.common import AppContext
     from workbench.ui.guard import Limits
     from workbench.users import UserStore
 
     catalog = load_catalog(args.config)
+    limit_loaded_models(catalog.settings.max_loaded_models)  # process-wide: one GPU, one budget of models
     users = None
     auth_file = args.auth or (DEFAULT_USERS if args.share else None)
     if auth_file:

@@ -122,8 +122,10 @@ def _child(catalog_path: str, names: str) -> None:
     import workbench.synth.xtts  # noqa: F401
     from workbench.catalog import load_catalog
     from workbench.render import Renderer, RenderRequest
+    from workbench.synth import limit_loaded_models
 
     cat = load_catalog(catalog_path)
+    limit_loaded_models(cat.settings.max_loaded_models)  # as the app and the render command do
     r = Renderer(cat, device="cpu")
     Path("/proc/self/clear_refs").write_text("5")
     base = _status_kib("VmRSS") * 1024

@@ -32,7 +32,7 @@ def ref_wav(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def backend(tmp_path, models) -> XttsBackend:
-    return XttsBackend(cache_dir=tmp_path / "cache", device="cpu", max_loaded_models=2, models=models)
+    return XttsBackend(cache_dir=tmp_path / "cache", device="cpu", models=models)
 
 
 def ck(model_dir: Path, name: str = "tiny", **inference) -> Checkpoint:
@@ -122,7 +122,7 @@ def test_conditioning_is_computed_once_and_kept_on_disk(tmp_path, models, tiny_x
     import torch
 
     cache = tmp_path / "cache"
-    first = XttsBackend(cache_dir=cache, device="cpu", max_loaded_models=2, models=models)
+    first = XttsBackend(cache_dir=cache, device="cpu", models=models)
     _, _, info1 = first.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
     _, _, info2 = first.say(ck(tiny_xtts_dir), rec(ref_wav), "Another sentence.", language="en", seed=1)
     assert (info1["conditioning"], info2["conditioning"]) == ("computed", "cached")
@@ -131,7 +131,7 @@ def test_conditioning_is_computed_once_and_kept_on_disk(tmp_path, models, tiny_x
     saved = torch.load(files[0], weights_only=True)
     assert saved["gpt_cond_latent"].shape == (1, 32, 64) and saved["speaker_embedding"].shape == (1, 512, 1)
 
-    restarted = XttsBackend(cache_dir=cache, device="cpu", max_loaded_models=2, models=models)
+    restarted = XttsBackend(cache_dir=cache, device="cpu", models=models)
     _, _, info3 = restarted.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=1)
     assert info3["conditioning"] == "cached" and restarted.stats["conditioning_computed"] == 0
 
@@ -140,7 +140,7 @@ def test_conditioning_is_computed_once_and_kept_on_disk(tmp_path, models, tiny_x
 
 
 def test_cached_conditioning_gives_the_same_audio(tmp_path, models, tiny_xtts_dir, ref_wav):
-    b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", max_loaded_models=2, models=models)
+    b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", models=models)
     a, _, i1 = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     c, _, i2 = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     assert (i1["conditioning"], i2["conditioning"]) == ("computed", "cached")
@@ -148,7 +148,7 @@ def test_cached_conditioning_gives_the_same_audio(tmp_path, models, tiny_xtts_di
 
 
 def test_corrupt_conditioning_file_is_recomputed(tmp_path, models, tiny_xtts_dir, ref_wav):
-    b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", max_loaded_models=2, models=models)
+    b = XttsBackend(cache_dir=tmp_path / "c", device="cpu", models=models)
     _, _, info = b.say(ck(tiny_xtts_dir), rec(ref_wav), TEXT, language="en", seed=3)
     (f,) = (tmp_path / "c" / "conditioning").rglob("*.pt")
     f.write_bytes(b"garbage")
@@ -193,7 +193,7 @@ def second_model(tmp_path_factory) -> Path:
 
 def test_lru_keeps_at_most_the_limit_and_evicts_the_least_recent(tmp_path, tiny_xtts_dir, second_model):
     lru = ModelCache()
-    b = XttsBackend(cache_dir=tmp_path, device="cpu", max_loaded_models=1, models=lru)
+    b = XttsBackend(cache_dir=tmp_path, device="cpu", models=lru)
     a_ck, b_ck = ck(tiny_xtts_dir, "a"), ck(second_model, "b")
     first = b.load(a_ck)
     assert b.load(a_ck) is first and lru.stats["loads"] == 1  # loads once
@@ -208,9 +208,30 @@ def test_lru_keeps_at_most_the_limit_and_evicts_the_least_recent(tmp_path, tiny_
     assert lru.stats["loads"] == 3
 
 
+def test_the_process_model_budget_is_set_where_the_process_starts_not_by_a_backend(
+    tmp_path, tiny_xtts_dir, second_model, monkeypatch
+):
+    from tiny_models import write_tiny_catalog
+
+    import app
+    from workbench.synth import xtts
+
+    lru = ModelCache(limit=2)
+    monkeypatch.setattr(xtts, "MODELS", lru)  # this test's own process-wide cache
+    b = XttsBackend(cache_dir=tmp_path / "c", device="cpu")
+    assert b.models is lru and lru.limit == 2  # building a backend leaves the budget alone
+    b.load(ck(tiny_xtts_dir, "a"))
+    b.load(ck(second_model, "b"))
+    assert len(lru.loaded()) == 2
+    config = write_tiny_catalog(tmp_path / "cat", {"tiny": tiny_xtts_dir}, max_loaded_models=1)
+    app.make_context(app.parse_args(["--config", str(config), "--votes", str(tmp_path / "votes.csv")]))
+    # the app's context factory applies settings.max_loaded_models, unloading the older model now
+    assert lru.limit == 1 and [k[0] for k in lru.loaded()] == [str(second_model.resolve())]
+
+
 def test_concurrent_requests_load_a_model_once(tmp_path, tiny_xtts_dir):
     lru = ModelCache(limit=1)
-    b = XttsBackend(cache_dir=tmp_path, device="cpu", max_loaded_models=1, models=lru)
+    b = XttsBackend(cache_dir=tmp_path, device="cpu", models=lru)
     got, errors = [], []
 
     def worker():
@@ -232,7 +253,7 @@ def test_changed_model_files_load_as_a_new_model(tmp_path, tiny_xtts_dir):
     folder = tmp_path / "m"
     shutil.copytree(tiny_xtts_dir, folder)
     lru = ModelCache(limit=1)
-    b = XttsBackend(cache_dir=tmp_path, device="cpu", max_loaded_models=1, models=lru)
+    b = XttsBackend(cache_dir=tmp_path, device="cpu", models=lru)
     first = b.load(ck(folder))
     build_tiny_xtts(folder, seed=5)  # the same folder, retrained
     assert b.load(ck(folder)) is not first and lru.stats["loads"] == 2

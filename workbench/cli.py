@@ -90,8 +90,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from .catalog import load_catalog
     from .render import Renderer, expand_matrix, render_batch
+    from .synth import limit_loaded_models
 
     cat = load_catalog(args.config)
+    limit_loaded_models(cat.settings.max_loaded_models)
     reqs = expand_matrix(
         cat,
         checkpoints=args.checkpoints,
@@ -199,8 +201,10 @@ def cmd_fp16(args: argparse.Namespace) -> int:
     from .catalog import load_catalog
     from .fp16 import catalog_entry, format_report, fp16_check, register
     from .render import Renderer
+    from .synth import limit_loaded_models
 
     cat = load_catalog(args.config)
+    limit_loaded_models(cat.settings.max_loaded_models)
     ck = cat.checkpoint(args.checkpoint)
     out = Path(args.out) if args.out else (ck.model_dir.parent / f"{ck.name}-fp16" if ck.model_dir else None)
     if out is None:

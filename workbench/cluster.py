@@ -143,7 +143,7 @@ class RenderWorker:
         import ray
 
         from .devices import resolve_device
-        from .synth import default_backends
+        from .synth import default_backends, limit_loaded_models
 
         # below the app's priority: where a node also serves the app, pages and votes come first
         os.nice(int(os.environ.get("WORKBENCH_WORKER_NICE", "10")))
@@ -155,9 +155,8 @@ class RenderWorker:
         self.node_ip = ray.util.get_node_ip_address()
         self.node = f"{socket.gethostname()} ({self.node_ip})"
         self.cache = Path(os.environ.get("WORKBENCH_WORKER_CACHE", "~/.cache/workbench-worker")).expanduser()
-        self.backends = default_backends(
-            cache_dir=self.cache, device=self.device, fp16=fp16, max_loaded_models=max_loaded_models
-        )
+        limit_loaded_models(max_loaded_models)  # this worker's process: its own budget
+        self.backends = default_backends(cache_dir=self.cache, device=self.device, fp16=fp16)
 
     def info(self) -> dict:
         """Where this worker runs: node name and address, process id, device."""

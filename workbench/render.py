@@ -144,12 +144,7 @@ class Renderer:
         self.backends: dict[str, SynthesisBackend] = dict(
             backends
             if backends is not None
-            else default_backends(
-                cache_dir=self.cache_dir,
-                device=self.device,
-                fp16=settings.fp16,
-                max_loaded_models=settings.max_loaded_models,
-            )
+            else default_backends(cache_dir=self.cache_dir, device=self.device, fp16=settings.fp16)
         )
         self._local = LocalExecutor(self.backends, step_cache_dir=self.cache_dir / "steps")
         if executor is None:

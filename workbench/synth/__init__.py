@@ -15,22 +15,25 @@ from pathlib import Path
 
 from .base import Synthesis, SynthesisBackend
 from .clips import ClipFolderBackend
-from .xtts import XttsBackend
+from .xtts import XttsBackend, limit_loaded_models
 
-__all__ = ["ClipFolderBackend", "Synthesis", "SynthesisBackend", "XttsBackend", "default_backends"]
+__all__ = [
+    "ClipFolderBackend",
+    "Synthesis",
+    "SynthesisBackend",
+    "XttsBackend",
+    "default_backends",
+    "limit_loaded_models",
+]
 
 
-def default_backends(
-    *, cache_dir: Path, device: str = "auto", fp16: bool = False, max_loaded_models: int = 1
-) -> dict[str, SynthesisBackend]:
+def default_backends(*, cache_dir: Path, device: str = "auto", fp16: bool = False) -> dict[str, SynthesisBackend]:
     """The standard backends by name: ``xtts`` (model files) and ``clips`` (pre-rendered).
 
     ``cache_dir`` holds XTTS's conditioning latents; ``device`` is ``auto`` | ``cpu`` |
-    ``cuda``; ``max_loaded_models`` sizes the process's model LRU.
+    ``cuda``. XTTS models go in the process's LRU, sized by :func:`limit_loaded_models`.
     """
     return {
-        XttsBackend.name: XttsBackend(
-            cache_dir=cache_dir, device=device, fp16=fp16, max_loaded_models=max_loaded_models
-        ),
+        XttsBackend.name: XttsBackend(cache_dir=cache_dir, device=device, fp16=fp16),
         ClipFolderBackend.name: ClipFolderBackend(),
     }

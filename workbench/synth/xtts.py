@@ -311,6 +311,11 @@ class ModelCache:
             self._evict_to(self.limit)
             return model
 
+    def set_limit(self, limit: int) -> None:
+        """Keep at most ``limit`` models from now on (lowering it unloads the least recent now)."""
+        self.limit = max(1, int(limit))
+        self._evict_to(self.limit)
+
     def loaded(self) -> list[tuple]:
         """Keys of the loaded models, least recently used first."""
         with self._lock:
@@ -355,6 +360,16 @@ def _release_freed_memory() -> None:
 MODELS = ModelCache(limit=1)
 
 
+def limit_loaded_models(n: int) -> None:
+    """Let this process keep at most ``n`` XTTS checkpoints loaded (the budget of :data:`MODELS`).
+
+    A process-wide setting, so it is made where a process starts, from the catalog's
+    ``settings.max_loaded_models``: the app's context factory (``app.py``), the ``render``
+    and ``fp16`` commands and each cluster worker. Building a backend never changes it.
+    """
+    MODELS.set_limit(n)
+
+
 # ---------------------------------------------------------------------------- backend
 
 
@@ -371,8 +386,8 @@ class XttsBackend:
     cache_dir : where conditioning latents are kept (``<cache_dir>/conditioning``)
     device : ``auto`` | ``cpu`` | ``cuda`` (``auto`` picks CUDA when visible)
     fp16 : run inference under float16 autocast on CUDA (ignored on CPU)
-    max_loaded_models : LRU size of :data:`MODELS` (or of ``models`` when given)
-    models : a private :class:`ModelCache` (default: the process-wide :data:`MODELS`)
+    models : a private :class:`ModelCache` (default: the process-wide :data:`MODELS`, sized
+        by :func:`limit_loaded_models`)
     base_models_dir : where Coqui's model manager keeps base models (default: Coqui's)
     """
 
@@ -381,7 +396,6 @@ class XttsBackend:
     cache_dir: Path
     device: str = "auto"
     fp16: bool = False
-    max_loaded_models: int = 1
     models: ModelCache = field(default_factory=lambda: MODELS)  # the process's LRU unless one is passed
     base_models_dir: Path | None = None
     _base_dirs: dict[str, Path] = field(default_factory=dict, repr=False)
@@ -389,7 +403,6 @@ class XttsBackend:
 
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
-        self.models.limit = max(1, int(self.max_loaded_models))
 
     # -------------------------------------------------------------- models
 
