@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_USERS = "users.json"
-#: largest upload accepted (the only upload is an admin's plan YAML, a few KB); without a
-#: limit any logged-in user could fill the server's disk through Gradio's upload route
-MAX_UPLOAD = "1mb"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="refuse to render or serve audio below this much free disk (GB, default: 1; votes still work)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=500.0,
+        help="largest file an admin may upload, e.g. a zip of old renders (MB, default: 500; raters cannot upload)",
     )
     p.add_argument(
         "--cluster",
@@ -110,7 +113,11 @@ def make_context(args: argparse.Namespace):
         device=args.device or catalog.settings.device,
         cluster=args.cluster,
         share=args.share,
-        limits=Limits(idle_s=args.idle_hours * 3600, min_free_bytes=int(args.min_free_gb * 1e9)),
+        limits=Limits(
+            idle_s=args.idle_hours * 3600,
+            min_free_bytes=int(args.min_free_gb * 1e9),
+            max_upload_bytes=int(args.max_upload_mb * 1e6),
+        ),
     )
 
 
@@ -164,7 +171,7 @@ def launch_options(ctx) -> dict:
     delivers the blind test's anonymous audio copies (no folder is served as files).
     """
     from workbench.ui import CSS, blind
-    from workbench.ui.guard import Guard, launch_kwargs
+    from workbench.ui.guard import Guard, Limits, launch_kwargs
 
     if "guard" not in ctx.extras:
         ctx.extras["guard"] = Guard(ctx, ctx.limits, behind_tunnel=ctx.share)
@@ -177,7 +184,8 @@ def launch_options(ctx) -> dict:
             "does nothing until then."
         ),
         "show_error": False,
-        "max_file_size": MAX_UPLOAD,
+        # without a cap a logged-in admin's browser could fill the disk (raters cannot upload at all)
+        "max_file_size": (ctx.limits or Limits()).max_upload_bytes,
         **launch_kwargs(ctx, guard),
         "css": CSS,
     }

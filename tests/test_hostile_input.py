@@ -24,12 +24,14 @@ from tests.support.loopback import CallFailed, PageClient
 from workbench import audio
 from workbench.catalog import Catalog, load_catalog, parse_catalog
 from workbench.errors import AudioError, CatalogError, RenderError, VoteError
+from workbench.ui.guard import Limits
 from workbench.votes import REASONS, BadVote, Vote, VoteStore, clean_comment, find_torn_tail, read_votes
 
 REAL_CATALOG = (ROOT / "checkpoints.yaml").read_text()
 PROBLEM = re.compile(r"^checkpoints\.yaml:\d+: ")
 #: every character, surrogates and control characters included
 ANY_CHAR = st.characters(exclude_categories=())
+UPLOAD_CAP = 3 * 2**20  # the served app's --max-upload-mb here (bytes), small to keep the test quick
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -273,7 +275,11 @@ def site(tmp_path_factory):
     cat = load_catalog(write_catalog(root))
     users = UserStore(write_users(root, ["rita", "remy"]))
     ctx = AppContext.create(
-        catalog=cat, votes_path=root / "votes" / "votes.csv", data_dir=cat.settings.data_dir, users=users
+        catalog=cat,
+        votes_path=root / "votes" / "votes.csv",
+        data_dir=cat.settings.data_dir,
+        users=users,
+        limits=Limits(max_upload_bytes=UPLOAD_CAP),
     )
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=8)
@@ -328,10 +334,12 @@ def test_uploaded_names_like_paths_stay_in_the_upload_folder(site, tmp_path):
         assert anonymous.post("/gradio_api/upload", files={"files": ("x.yaml", b"x")}).status_code == 401
 
 
-def test_a_huge_upload_is_refused(site):
+def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(site):
     page = admin_page(site)
-    r = _upload(page, "big.yaml", b"#" * (2 * 1024 * 1024))
+    r = _upload(page, "big.zip", b"#" * (UPLOAD_CAP + 1))
     assert r.status_code == 413 and "maximum allowed size" in r.text
+    r = _upload(page, "renders.zip", b"#" * (UPLOAD_CAP - 1024))  # a zip of old renders is megabytes
+    assert r.status_code == 200 and Path(r.json()[0]).stat().st_size == UPLOAD_CAP - 1024
 
 
 def _load_plan(page: PageClient, stored: str, name: str):
@@ -342,6 +350,7 @@ def _load_plan(page: PageClient, stored: str, name: str):
 
 GOOD_PLAN = "title: Uploaded\ncheckpoints: [feb1, apr24]\nreferences: [surya_1]\nsentences: [pangram]\n"
 BAD_PLANS = {
+    "too large": ("plan.yaml", b"#" * (2 * 1024 * 1024), "2.0 MB is too large for a plan file"),
     "zero-length": ("plan.yaml", b"", "a plan must be a mapping"),
     "truncated": ("plan.yaml", GOOD_PLAN.encode()[:60], "not valid YAML"),
     "binary": ("plan.yaml", bytes(range(256)) * 8, "cannot read the plan file"),

@@ -318,6 +318,8 @@ class SessionBook:
 
 #: default free-space floor (bytes) below which rendering and serving audio refuse
 MIN_FREE_BYTES = 1 << 30
+#: default largest upload (bytes): only admins upload (a plan file, a zip of old renders)
+MAX_UPLOAD_BYTES = 500 * 10**6
 #: default cap (bytes) and age (s) for the app's temp folder
 TEMP_MAX_BYTES = 2 << 30
 TEMP_MAX_AGE_S = 3600.0

@@ -586,8 +586,18 @@ def load_plan_file(catalog: Catalog, path: Pathlike, *, created_by: str = "admin
     return plan_from_yaml(catalog, _read(path), name=path.name, created_by=created_by)
 
 
+#: largest plan file read (bytes): a plan is a few dozen lines of YAML
+MAX_PLAN_BYTES = 1 << 20
+
+
 def _read(path: Path) -> str:
     try:
+        size = path.stat().st_size
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(
+                f"{path.name}: {size / 2**20:.1f} MB is too large for a plan file (at most "
+                f"{MAX_PLAN_BYTES >> 20} MB; a plan is a few lines of YAML): is this the right file?"
+            )
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise PlanError(f"{path.name}: cannot read the plan file: {e}") from None

@@ -91,6 +91,7 @@ class Limits:
 
     idle_s: float = 12 * 3600.0  # a login cookie unused this long (s) is dropped
     min_free_bytes: int = security.MIN_FREE_BYTES
+    max_upload_bytes: int = security.MAX_UPLOAD_BYTES  # admins only; raters cannot upload at all
     temp_max_bytes: int = security.TEMP_MAX_BYTES
     temp_max_age_s: float = security.TEMP_MAX_AGE_S
     sweep_every_s: float = 60.0
