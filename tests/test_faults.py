@@ -362,18 +362,26 @@ def model_site(tmp_path, tiny_xtts_dir):
 
 
 def _compare(ctx, checkpoints, sentence="pangram", text=""):
+    """What the Compare tab shows for surya_1: the status (None: unchanged), the error box, and
+    whether the error box is all that changed."""
+    import gradio as gr
+
     from workbench.ui import compare
 
+    with gr.Blocks():
+        view = compare.build()
     request = SimpleNamespace(username=None, query_params={})
-    return compare.compare(
-        ctx, "surya_1", sentence, text, checkpoints, "none", False, *[None] * 4, 1, None, "trimmed", request, None
+    form = compare.CompareInputs("surya_1", sentence, text, checkpoints, "none", retake=None)
+    out = compare.compare(ctx, view, form, request, None)
+    return SimpleNamespace(
+        status=out.get(view.status), error=out[view.error_box], only_error=list(out) == [view.error_box]
     )
 
 
 def _error_box(out) -> str:
     """The Compare error box of a handler's outputs ('' when hidden): a failed compare keeps
     every other output as it was and says why there, in one place."""
-    box = out[-1]
+    box = out.error
     return box["value"] if box.get("visible") else ""
 
 
@@ -388,22 +396,20 @@ def _batch(ctx, checkpoints, sentences):
 
 
 def test_checkpoint_files_vanishing_while_the_app_runs(model_site):
-    import gradio as gr
-
     ctx, model = model_site.ctx, model_site.model
     backup = shutil.copytree(model, model.parent / "backup")
     _compare(ctx, ["tiny", "feb1"])  # loads the model; renders both
     (model / "model.pth").unlink()  # gone, while the model sits in memory
     out = _compare(ctx, ["tiny", "feb1", "apr24"], "names")
     assert not _error_box(out)
-    assert "**Not rendered:**" in out[0] and re.search(
-        r"tiny: checkpoint tiny cannot render: .*model.pth missing", out[0]
+    assert "**Not rendered:**" in out.status and re.search(
+        r"tiny: checkpoint tiny cannot render: .*model.pth missing", out.status
     )
     out = _compare(ctx, ["tiny", "feb1"], text="Custom words only a model can say.")
     assert re.search(
         "nothing rendered:.*model.pth missing; put an XTTS v2 checkpoint folder here", _error_box(out), re.S
     )
-    assert all(o == gr.skip() for o in out[:-1])  # the last results stay on screen
+    assert out.only_error  # the last results stay on screen
     summary, rows = _batch(ctx, ["tiny", "feb1"], ["names", "question"])
     assert summary.startswith("2 of 4 clips ready")
     assert rows[("tiny", "names")].status == "failed" and "model.pth missing" in rows[("tiny", "names")].error
@@ -411,10 +417,10 @@ def test_checkpoint_files_vanishing_while_the_app_runs(model_site):
     _compare(ctx, ["feb1", "apr24"], "question")  # the rest of the app works
     shutil.rmtree(model)  # the whole folder
     out = _compare(ctx, ["tiny", "feb1"], "names")
-    assert re.search(r"tiny: .*folder missing", out[0])
+    assert re.search(r"tiny: .*folder missing", out.status)
     shutil.copytree(backup, model)  # the files come back: the clip rendered before is served again
     out = _compare(ctx, ["tiny", "feb1"])
-    assert "Not rendered" not in out[0]
+    assert "Not rendered" not in out.status
 
 
 def test_a_checkpoint_overwritten_mid_training_fails_clearly(model_site):
@@ -455,7 +461,7 @@ def test_a_model_raising_during_inference_fails_that_job_alone(model_site, monke
     assert rows[("tiny", "question")].status == "ok" and rows[("feb1", "pangram")].status == "ok"
     assert renderer.cached(RenderRequest("tiny", "surya_1", "pangram")) is None  # nothing half-made was cached
     out = _compare(ctx, ["tiny", "apr24"])
-    assert re.search("tiny: .*RuntimeError", out[0]) and not _error_box(out)
+    assert re.search("tiny: .*RuntimeError", out.status) and not _error_box(out)
     # the next job works (the device lock was released), in another thread within a bound
     done = []
     t = threading.Thread(target=lambda: done.append(renderer.render(RenderRequest("tiny", "paul_1", "question"))))

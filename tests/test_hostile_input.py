@@ -448,13 +448,20 @@ AUDIO_CASES = {
 }
 
 
-SIDE = [None] * 4  # no per-side presets in the Compare handler's arguments
+def _compare_error(ctx, text: str = "") -> dict:
+    """The Compare error box after comparing feb1 and apr24 for surya_1 (``text``: custom text)."""
+    import gradio as gr
+
+    from workbench.ui import compare
+
+    with gr.Blocks():
+        view = compare.build()
+    form = compare.CompareInputs("surya_1", "pangram", text, ["feb1", "apr24"], "none", retake=None)
+    return compare.compare(ctx, view, form, None, None)[view.error_box]
 
 
 @pytest.mark.parametrize("kind", list(AUDIO_CASES))
 def test_bad_reference_recordings_are_refused_by_name(tmp_path, kind):
-    from workbench.ui import compare
-
     root = tmp_path / "app"
     config = write_catalog(root)
     bad = _bad_audio(kind, tmp_path)
@@ -466,11 +473,9 @@ def test_bad_reference_recordings_are_refused_by_name(tmp_path, kind):
 
     ctx = AppContext.create(catalog=cat, votes_path=tmp_path / "v.csv", data_dir=cat.settings.data_dir)
 
-    out = compare.compare(
-        ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *SIDE, 1, None, "trimmed", None, None
-    )
-    assert out[-1]["visible"] and bad.name in out[-1]["value"]  # the error box names the file
-    assert str(bad.parent) not in out[-1]["value"]  # and no server path
+    box = _compare_error(ctx)
+    assert box["visible"] and bad.name in box["value"]  # the error box names the file
+    assert str(bad.parent) not in box["value"]  # and no server path
 
 
 def test_a_cut_short_reference_stops_a_model_render_with_its_name(tmp_path, tiny_xtts_dir):
@@ -640,7 +645,6 @@ def test_oversize_and_malformed_votes_are_refused_and_the_app_goes_on(site):
 def test_ten_thousand_characters_of_custom_text_are_refused(demo_catalog, tmp_path):
 
     from workbench.render import Renderer, RenderRequest
-    from workbench.ui import compare
     from workbench.ui.common import AppContext
 
     text = "word " * 2000
@@ -649,10 +653,8 @@ def test_ten_thousand_characters_of_custom_text_are_refused(demo_catalog, tmp_pa
     ctx = AppContext.create(
         catalog=demo_catalog, votes_path=tmp_path / "unused.csv", data_dir=demo_catalog.settings.data_dir
     )
-    out = compare.compare(
-        ctx, "surya_1", "pangram", text, ["feb1", "apr24"], "none", False, *SIDE, 1, None, "trimmed", None, None
-    )
-    assert out[-1]["visible"] and "custom text has 9999 characters; the limit is 2000" in out[-1]["value"]
+    box = _compare_error(ctx, text)
+    assert box["visible"] and "custom text has 9999 characters; the limit is 2000" in box["value"]
 
 
 def test_names_and_json_noise_into_the_store_api(tmp_path):

@@ -57,25 +57,61 @@ def req(user: str | None = None, **query) -> SimpleNamespace:
     return SimpleNamespace(username=user, query_params=query)
 
 
-def run(ctx, checkpoints, *, preset="none", side=None, align="trimmed", sentence="pangram", text="", take=1, retake=0):
-    side = side or [None] * 4
-    return compare.compare(
-        ctx, "surya_1", sentence, text, checkpoints, preset, bool(side[0]), *side, take, retake, align, req(), None
+@pytest.fixture(scope="module")
+def view() -> compare.CompareView:
+    with gr.Blocks():
+        return compare.build()
+
+
+def form(checkpoints, *, preset="none", side=None, align="trimmed", sentence="pangram", text="", take=1, retake=0):
+    """The Compare form's values for reference surya_1 (``side``: a preset per checkpoint)."""
+    return compare.CompareInputs(
+        "surya_1", sentence, text, checkpoints, preset, bool(side), tuple(side or [None] * 4), take, retake, align
     )
+
+
+def page_values(view: compare.CompareView, values: compare.CompareInputs) -> dict:
+    """What the form's widgets hold for ``values`` (what Gradio hands the form handlers)."""
+    return {
+        view.reference: values.reference,
+        view.sentence: values.sentence,
+        view.custom_text: values.custom_text,
+        view.checkpoints: values.checkpoints,
+        view.preset: values.preset,
+        view.per_side: values.per_side,
+        **dict(zip(view.side, values.side, strict=True)),
+        view.take: values.take,
+        view.retake: values.retake,
+        view.align: values.align,
+    }
+
+
+def test_the_form_reads_every_widget_by_name(view):
+    values = form(["feb1", "apr24"], side=["loud", "none", None, None], text="Hi.", take=3, retake=2, align="dtw")
+    assert set(page_values(view, values)) == view.form
+    assert view.read(page_values(view, values)) == values
+
+
+def run(ctx, view, checkpoints, **options):
+    return compare.compare(ctx, view, form(checkpoints, **options), req(), None)
 
 
 class Out:
     """Names for the compare handler's outputs."""
 
-    def __init__(self, values: list):
-        assert len(values) == compare.N_COMPARE_OUTPUTS
-        self.status, self.link = values[0], values[1]
-        n = 3 * compare.N_PLAYERS
-        self.players = [values[2 + i : 5 + i] for i in range(0, n, 3)]
-        rest = values[2 + n :]
-        self.verdict, self.overlay, self.difference, self.spectrum = rest[:4]
-        self.spectrograms, self.pitch, self.energy = rest[4:7]
-        self.metrics, self.pairwise, self.files, self.enh_checkpoint, self.results, self.empty, self.error = rest[7:]
+    def __init__(self, view: compare.CompareView, values: dict):
+        assert set(values) == set(view.compare_outputs)  # a comparison fills every output it is wired to
+        self.status, self.link, self.verdict = values[view.status], values[view.link_box], values[view.verdict]
+        self.players = [(values[p.column], values[p.audio], values[p.caption]) for p in view.players]
+        self.overlay, self.difference, self.spectrum = (
+            values[view.overlay],
+            values[view.difference],
+            values[view.spectrum],
+        )
+        self.spectrograms, self.pitch, self.energy = values[view.spectrograms], values[view.pitch], values[view.energy]
+        self.metrics, self.pairwise, self.files = values[view.metrics], values[view.pairwise], values[view.files]
+        self.enh_checkpoint, self.results = values[view.enh_checkpoint], values[view.results_col]
+        self.empty, self.error = values[view.empty], values[view.error_box]
 
     def visible_players(self) -> list[tuple[str, str, str]]:
         """(file, label, caption) of each shown player."""
@@ -87,8 +123,8 @@ class Out:
 
 
 @pytest.fixture(scope="module")
-def feb1_vs_apr24(ctx) -> Out:
-    return Out(run(ctx, ["feb1", "apr24"]))
+def feb1_vs_apr24(ctx, view) -> Out:
+    return Out(view, run(ctx, view, ["feb1", "apr24"]))
 
 
 # ---------------------------------------------------------------------------- links
@@ -209,8 +245,8 @@ def test_downloads_hold_the_figures_and_the_metrics(feb1_vs_apr24):
     assert list(pairs.columns) == ["a", "b", "mcd_db", "verdict", "max_abs_diff", "snr_db"]
 
 
-def test_a_reverted_checkpoint_matches_exactly(ctx):
-    out = Out(run(ctx, ["feb1", "feb1_revert", "apr27"]))
+def test_a_reverted_checkpoint_matches_exactly(ctx, view):
+    out = Out(view, run(ctx, view, ["feb1", "feb1_revert", "apr27"]))
     assert "Exact match, **feb1 vs feb1_revert: identical**" in out.verdict
     assert "**feb1_revert** vs feb1: no notable difference" in out.verdict
     assert list(out.pairwise["exact match"]) == ["identical", "different", "different"]
@@ -220,13 +256,13 @@ def test_a_reverted_checkpoint_matches_exactly(ctx):
 
 
 @pytest.mark.parametrize("align", ["raw", "dtw"])
-def test_alignment_modes(ctx, align):
-    out = Out(run(ctx, ["feb1", "apr27"], align=align))
+def test_alignment_modes(ctx, view, align):
+    out = Out(view, run(ctx, view, ["feb1", "apr27"], align=align))
     assert Path(out.overlay).is_file()
 
 
-def test_a_preset_per_checkpoint(ctx):
-    out = Out(run(ctx, ["feb1", "apr24"], side=["none", "loud", None, None]))
+def test_a_preset_per_checkpoint(ctx, view):
+    out = Out(view, run(ctx, view, ["feb1", "apr24"], side=["none", "loud", None, None]))
     assert out.link == compare.compare_link("surya_1", "pangram", ["feb1", "apr24"], preset=["none", "loud"])
     assert [label for _, label, _ in out.visible_players()][1:] == [
         "feb1 · none · take 1 · DEMO",
@@ -236,8 +272,8 @@ def test_a_preset_per_checkpoint(ctx):
     assert out.metric("loudness_lufs", "feb1") == pytest.approx(-23.0, abs=0.2)
 
 
-def test_a_failed_render_is_reported_and_the_rest_shown(ctx, recwarn):
-    out = Out(run(ctx, ["feb1", "broken"]))
+def test_a_failed_render_is_reported_and_the_rest_shown(ctx, view, recwarn):
+    out = Out(view, run(ctx, view, ["feb1", "broken"]))
     assert len(recwarn) == 0  # said once, in the status, not again as a toast
     assert "**Not rendered:**" in out.status and re.search(r"broken: .*no clip for reference 'surya_1'", out.status)
     assert str(ctx.catalog.path.parent) not in out.status  # no server paths on the page
@@ -247,22 +283,24 @@ def test_a_failed_render_is_reported_and_the_rest_shown(ctx, recwarn):
     assert out.difference == gr.update(visible=False)
 
 
-def keeps_results(values: list, message: str) -> str:
+def keeps_results(values: dict, error_box, message: str) -> str:
     """A failed action changes only its error box; returns the message shown there."""
-    *rest, box = values
-    assert all(v == gr.skip() for v in rest), "a failed action must leave the last results on screen"
+    assert list(values) == [error_box], "a failed action must leave the last results on screen"
+    box = values[error_box]
     assert box["visible"] is True and re.search(message, box["value"]), box
     assert "The results below are from the last" in box["value"]
     return box["value"]
 
 
-def test_custom_text_needs_model_files(ctx):
-    keeps_results(run(ctx, ["feb1", "apr24"], text="Something new."), "cannot say custom text")
+def test_custom_text_needs_model_files(ctx, view):
+    keeps_results(run(ctx, view, ["feb1", "apr24"], text="Something new."), view.error_box, "cannot say custom text")
 
 
-def test_bad_selection_keeps_the_last_results_and_logs_one_line(ctx, caplog):
+def test_bad_selection_keeps_the_last_results_and_logs_one_line(ctx, view, caplog):
     caplog.set_level("INFO", logger="workbench.ui.compare")
-    shown = keeps_results(run(ctx, ["feb1"]), r"\*\*Could not compare:\*\* pick 2 to 4 checkpoints")
+    shown = keeps_results(
+        run(ctx, view, ["feb1"]), view.error_box, r"\*\*Could not compare:\*\* pick 2 to 4 checkpoints"
+    )
     records = [r for r in caplog.records if r.name == "workbench.ui.compare"]
     assert len(records) == 1 and records[0].exc_info is None and "\n" not in records[0].getMessage()
     assert "pick 2 to 4" in records[0].getMessage() and shown
@@ -274,9 +312,9 @@ def test_messages_carry_no_server_paths(ctx):
     assert compare.tidy_message(ctx, text) == "models/resemble-enhance: weights missing; also …/x.wav is gone"
 
 
-def test_per_side_pickers_follow_the_checkpoints(ctx):
-    ups = compare.side_pickers(ctx, ["apr27", "feb1", "apr24"], req())
-    assert [(u["label"], u["visible"]) for u in ups] == [
+def test_per_side_pickers_follow_the_checkpoints(ctx, view):
+    ups = compare.side_pickers(ctx, view, ["apr27", "feb1", "apr24"], req())
+    assert [(ups[d]["label"], ups[d]["visible"]) for d in view.side] == [
         ("Preset for apr27", True),
         ("Preset for feb1", True),
         ("Preset for apr24", True),
@@ -306,12 +344,18 @@ def test_model_clips_show_their_model_hash_seed_and_settings(tmp_path):
 # ---------------------------------------------------------------------------- enhancement diff
 
 
-def enh(ctx, preset, user=None):
-    return compare.enhancement_diff(ctx, "surya_1", "pangram", "", "apr27", preset, 1, req(user), None)
+def enh(ctx, view, preset, user=None):
+    return compare.enhancement_diff(ctx, view, "surya_1", "pangram", "", "apr27", preset, 1, req(user), None)
 
 
-def test_enhancement_diff_measures_what_the_preset_changed(ctx):
-    plain, enhanced, caption, image, table, files, shown, error = enh(ctx, "loud")
+def enh_outputs(view, values: dict) -> list:
+    """The diff's outputs: plain, enhanced, caption, figure, table, files, results column, error box."""
+    assert set(values) == set(view.enh_outputs)
+    return [values[c] for c in view.enh_outputs]
+
+
+def test_enhancement_diff_measures_what_the_preset_changed(ctx, view):
+    plain, enhanced, caption, image, table, files, shown, error = enh_outputs(view, enh(ctx, view, "loud"))
     assert plain["label"] == "apr27 · none · take 1 · DEMO" and enhanced["label"] == "apr27 · loud · take 1 · DEMO"
     assert Path(plain["value"]).is_file() and plain["value"] != enhanced["value"]
     assert Path(image).read_bytes()[:4] == b"\x89PNG"
@@ -323,78 +367,78 @@ def test_enhancement_diff_measures_what_the_preset_changed(ctx):
     assert [Path(f).suffix for f in files] == [".png", ".csv"]
 
 
-def test_enhancement_diff_runs_the_demo_stand_in_and_says_so(ctx):
-    plain, enhanced, caption, image, table, files, shown, error = enh(ctx, "denoise")
+def test_enhancement_diff_runs_the_demo_stand_in_and_says_so(ctx, view):
+    plain, enhanced, caption, image, table, files, shown, error = enh_outputs(view, enh(ctx, view, "denoise"))
     assert enhanced["label"] == "apr27 · denoise (demo) · take 1 · DEMO"
     assert "**demo stand-in**" in caption and "not resemble-enhance" in caption
     deltas = table.set_index("metric")
     assert any("spectral" in w for w in deltas["in words"]), deltas["in words"]  # the denoiser changes the timbre
     assert deltas.loc["speaker sim. between the two", "after"] > 0.5
-    keeps_results(enh(ctx, "none"), "other than 'none'")
+    keeps_results(enh(ctx, view, "none"), view.enh_error, "other than 'none'")
 
 
-def test_enhancement_diff_names_the_missing_weights_outside_the_demo(ctx):
-    out = compare.enhancement_diff(ctx, "surya_1", "pangram", "", "feb1_clips", "denoise", 1, req(), None)
-    shown = keeps_results(out, "resemble-enhance weights missing")
+def test_enhancement_diff_names_the_missing_weights_outside_the_demo(ctx, view):
+    out = compare.enhancement_diff(ctx, view, "surya_1", "pangram", "", "feb1_clips", "denoise", 1, req(), None)
+    shown = keeps_results(out, view.enh_error, "resemble-enhance weights missing")
     assert "models/resemble-enhance" in shown and str(ctx.catalog.path.parent) not in shown
 
 
-def test_presets_that_cannot_run_are_not_offered(ctx):
-    out = compare.offer_presets(ctx, ["feb1", "feb1_clips"], "denoise", "enhance", None, None, None, req())
-    preset, *side, note = out
+def test_presets_that_cannot_run_are_not_offered(ctx, view):
+    out = compare.offer_presets(ctx, view, ["feb1", "feb1_clips"], "denoise", "enhance", None, None, None, req())
+    preset, side, note = out[view.preset], [out[d] for d in view.side], out[view.preset_note]
     assert preset["choices"] == [("none", "none"), ("loud", "loud")] and preset["value"] == "none"
     assert [s["value"] for s in side] == ["none"] * 4
     assert note["visible"] and "`denoise`" in note["value"] and "weights missing" in note["value"]
-    out = compare.offer_presets(ctx, ["feb1", "apr24"], "denoise", None, None, None, None, req())
-    assert ("denoise (demo stand-in)", "denoise") in out[0]["choices"] and out[0]["value"] == "denoise"
-    assert out[-1]["visible"] is False
+    out = compare.offer_presets(ctx, view, ["feb1", "apr24"], "denoise", None, None, None, None, req())
+    assert ("denoise (demo stand-in)", "denoise") in out[view.preset]["choices"]
+    assert out[view.preset]["value"] == "denoise" and out[view.preset_note]["visible"] is False
     assert compare.offer_enh_presets(ctx, "feb1_clips", "denoise", req())["choices"] == [("loud", "loud")]
 
 
 # ---------------------------------------------------------------------------- page load and links
 
 
-def test_load_fills_defaults_for_admins(ctx):
-    out = compare.load_page(ctx, req())
-    assert len(out) == compare.N_LOAD_OUTPUTS
-    reference, sentence, text, checkpoints, preset, per_side = out[:6]
+def test_load_fills_defaults_for_admins(ctx, view):
+    out = compare.load_page(ctx, view, req())
+    assert set(out) == set(view.load_outputs)
+    reference, sentence, text = out[view.reference], out[view.sentence], out[view.custom_text]
+    checkpoints, preset, per_side = out[view.checkpoints], out[view.preset], out[view.per_side]
     assert reference["value"] == "surya_1" and sentence["value"] == "pangram" and text["value"] == ""
     assert checkpoints["value"] == ["feb1", "apr24"]
     assert checkpoints["choices"] == ["feb1", "apr24", "apr27", "feb1_revert", "broken", "feb1_clips"]
     assert preset["value"] == "none" and per_side["value"] is False
     assert ("denoise (demo stand-in)", "denoise") in preset["choices"]
-    assert out[-3]["value"] == "denoise"  # first preset other than none, for the enhancement diff
-    assert out[-2]["visible"] is False  # every preset runs on the demo checkpoints
-    assert out[-1]["value"] == 0  # no retake
+    assert out[view.enh_preset]["value"] == "denoise"  # first preset other than none, for the enhancement diff
+    assert out[view.preset_note]["visible"] is False  # every preset runs on the demo checkpoints
+    assert out[view.retake]["value"] == 0  # no retake
 
 
-def test_load_applies_a_link(ctx):
+def test_load_applies_a_link(ctx, view):
     query = dict(
         urllib.parse.parse_qsl(compare.compare_link("paul_2", "names", ["apr27", "feb1"], ["loud", "none"], 4)[1:])
     )
-    out = compare.load_page(ctx, req(**query))
-    assert out[0]["value"] == "paul_2" and out[1]["value"] == "names" and out[3]["value"] == ["apr27", "feb1"]
-    assert out[5]["value"] is True
-    assert [d["value"] for d in out[6:10]] == ["loud", "none", "none", "none"]
-    assert out[10]["value"] == 4
+    out = compare.load_page(ctx, view, req(**query))
+    assert out[view.reference]["value"] == "paul_2" and out[view.sentence]["value"] == "names"
+    assert out[view.checkpoints]["value"] == ["apr27", "feb1"] and out[view.per_side]["value"] is True
+    assert [out[d]["value"] for d in view.side] == ["loud", "none", "none", "none"]
+    assert out[view.take]["value"] == 4
 
 
-def test_load_warns_once_about_a_bad_link(ctx, recwarn):
-    out = compare.load_page(ctx, req(checkpoints="zzz,apr27", preset="shiny", take="0"))
-    assert out[3]["value"] == ["apr27"]
+def test_load_warns_once_about_a_bad_link(ctx, view, recwarn):
+    out = compare.load_page(ctx, view, req(checkpoints="zzz,apr27", preset="shiny", take="0"))
+    assert out[view.checkpoints]["value"] == ["apr27"]
     assert len(recwarn) == 1  # one toast for the whole link
     text = str(recwarn[0].message)
     assert "checkpoint 'zzz' is not in the catalog" in text and "preset 'shiny'" in text and "take" in text
 
 
-def test_a_link_renders_on_load(ctx):
-    args = ("surya_1", "question", "", ["apr27", "feb1"], "none", False, None, None, None, None, 1, 0, "trimmed")
+def test_a_link_renders_on_load(ctx, view):
+    values = form(["apr27", "feb1"], sentence="question")
     link = compare.compare_link("surya_1", "question", ["apr27", "feb1"])
-    out = Out(compare.compare_from_link(ctx, *args, req(**dict(urllib.parse.parse_qsl(link[1:]))), None))
+    out = Out(view, compare.compare_from_link(ctx, view, values, req(**dict(urllib.parse.parse_qsl(link[1:]))), None))
     assert out.link == link
     assert len(out.visible_players()) == 3
-    plain = compare.compare_from_link(ctx, *args, req(), None)
-    assert plain == [gr.skip()] * compare.N_COMPARE_OUTPUTS
+    assert compare.compare_from_link(ctx, view, values, req(), None) == gr.skip()
 
 
 # ---------------------------------------------------------------------------- roles
@@ -415,36 +459,35 @@ def login_ctx(ctx, tmp_path_factory) -> AppContext:
     )
 
 
-def test_raters_get_nothing(login_ctx):
+def test_raters_get_nothing(login_ctx, view):
     rater = req(RATER[0])
+    values = form(["feb1", "apr24"], align="raw")
     with pytest.raises(gr.Error, match="for admins"):
-        compare.compare(
-            login_ctx, "surya_1", "pangram", "", ["feb1", "apr24"], "none", False, *[None] * 4, 1, 0, "raw", rater, None
-        )
+        compare.compare(login_ctx, view, values, rater, None)
     with pytest.raises(gr.Error, match="for admins"):
-        compare.enhancement_diff(login_ctx, "surya_1", "pangram", "", "feb1", "loud", 1, rater, None)
+        compare.enhancement_diff(login_ctx, view, "surya_1", "pangram", "", "feb1", "loud", 1, rater, None)
     with pytest.raises(gr.Error, match="for admins"):
         compare.toggle_per_side(login_ctx, True, rater)
     with pytest.raises(gr.Error, match="for admins"):
-        compare.side_pickers(login_ctx, ["feb1"], rater)
+        compare.side_pickers(login_ctx, view, ["feb1"], rater)
     with pytest.raises(gr.Error, match="for admins"):
-        compare.offer_presets(login_ctx, ["feb1"], "none", None, None, None, None, rater)
+        compare.offer_presets(login_ctx, view, ["feb1"], "none", None, None, None, None, rater)
     with pytest.raises(gr.Error, match="for admins"):
         compare.offer_enh_presets(login_ctx, "feb1", "none", rater)
-    assert compare.load_page(login_ctx, rater) == [gr.skip()] * compare.N_LOAD_OUTPUTS
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.add_old_renders(login_ctx, view, "x", "demo/clips/feb1", None, "", [], rater)
+    with pytest.raises(gr.Error, match="for admins"):
+        compare.zoom_overlay(login_ctx, None, None, rater)
+    assert compare.load_page(login_ctx, view, rater) == gr.skip()
     link = dict(urllib.parse.parse_qsl(compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])[1:]))
-    args = ("surya_1", "pangram", "", ["feb1", "apr24"], "none", False, None, None, None, None, 1, 0, "raw")
-    assert (
-        compare.compare_from_link(login_ctx, *args, req(RATER[0], **link), None)
-        == [gr.skip()] * compare.N_COMPARE_OUTPUTS
-    )
+    assert compare.compare_from_link(login_ctx, view, values, req(RATER[0], **link), None) == gr.skip()
     with pytest.raises(gr.Error, match="log in"):
-        compare.compare(login_ctx, *args, req(None), None)
+        compare.compare(login_ctx, view, values, req(None), None)
 
 
 def test_initial_page_holds_no_catalog_names(ctx):
     with gr.Blocks() as demo:
-        compare.build(ctx, demo)
+        compare.wire(ctx, demo, compare.build())
     config = json.dumps(demo.get_config_file())
     for name in (*CHECKPOINT_NAMES, "surya_1", "pangram", "denoise"):
         assert not mentions(config, name)
@@ -476,25 +519,33 @@ def _raw_call(url: str, user: tuple[str, str], fn_index: int, data: list) -> dic
 def test_served_compare_checks_the_caller(login_ctx):
     """Through a real server: the admin gets a comparison, a rater's raw call is refused."""
     with gr.Blocks() as demo, gr.Tab("Compare"):
-        compare.build(login_ctx, demo)
+        view = compare.build()
+        compare.wire(login_ctx, demo, view)
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, auth=lambda u, p: login_ctx.users.verify(u, p), quiet=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        handlers = {getattr(f.fn, "__wrapped__", None): k for k, f in demo.fns.items()}
-        fn, load = handlers[compare.compare], handlers[compare.load_page]
+        # by name: the guard's quota categories (guard.QUOTAS) find handlers by it too
+        handlers = {f.name: k for k, f in demo.fns.items()}
+        fn, load = handlers["compare"], handlers["load_page"]
+        inputs = demo.fns[fn].inputs  # the form, in the order the page sends it
+
+        def data(values: compare.CompareInputs) -> list:
+            on_page = page_values(view, values)
+            return [on_page[c] for c in inputs]
+
         # a rater's page has no choices, so only empty values pass gradio's own checks
-        empty = [None, None, "", [], None, False, None, None, None, None, 1, 0, "raw"]
-        refused = _raw_call(url, RATER, fn, empty)
+        empty = compare.CompareInputs(None, None, "", [], None, False, (None,) * 4, 1, 0, "raw")
+        refused = _raw_call(url, RATER, fn, data(empty))
         assert refused["success"] is False
         assert "for admins" in json.dumps(refused["output"])
-        data = ["surya_1", "pangram", "", ["feb1", "apr24"], "none", False, "none", "none", "none", "none", 1, 0, "raw"]
-        assert _raw_call(url, RATER, fn, data)["success"] is False
+        chosen = form(["feb1", "apr24"], side=["none"] * 4, align="raw")
+        assert _raw_call(url, RATER, fn, data(chosen))["success"] is False
         assert _raw_call(url, ADMIN, load, [])["success"] is True  # fills the admin session's choices
-        done = _raw_call(url, ADMIN, fn, data)
+        done = _raw_call(url, ADMIN, fn, data(chosen))
         assert done["success"] is True, done
-        outputs = done["output"]["data"]
-        assert outputs[1] == compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])
+        outputs = dict(zip(demo.fns[fn].outputs, done["output"]["data"], strict=True))
+        assert outputs[view.link_box] == compare.compare_link("surya_1", "pangram", ["feb1", "apr24"])
         assert not mentions(_login(url, RATER).open(url + "/config").read().decode(), "feb1")
     finally:
         demo.close()
@@ -517,8 +568,8 @@ def test_differences_are_put_in_words(metric, first, value, said):
     assert comparison.describe_difference(metric, first, value) == said
 
 
-def test_a_checkpoint_against_itself_at_another_take(ctx):
-    out = Out(run(ctx, ["feb1"], retake=2))
+def test_a_checkpoint_against_itself_at_another_take(ctx, view):
+    out = Out(view, run(ctx, view, ["feb1"], retake=2))
     assert [label for _, label, _ in out.visible_players()][1:] == [
         "feb1 · none · take 1 · DEMO",
         "feb1 · none · take 2 · DEMO",
@@ -528,12 +579,12 @@ def test_a_checkpoint_against_itself_at_another_take(ctx):
     assert out.link == compare.compare_link("surya_1", "pangram", ["feb1"], retake=2)
     values, problems = comparison.parse_link(dict(urllib.parse.parse_qsl(out.link[1:])), ctx.catalog)
     assert problems == [] and values["retake"] == 2 and values["checkpoints"] == ["feb1"]
-    keeps_results(run(ctx, ["feb1"], retake=1), "same clip; pick another take")
-    keeps_results(run(ctx, ["feb1", "apr24", "apr27", "feb1_revert"], retake=2), "more than 4 clips")
+    keeps_results(run(ctx, view, ["feb1"], retake=1), view.error_box, "same clip; pick another take")
+    keeps_results(run(ctx, view, ["feb1", "apr24", "apr27", "feb1_revert"], retake=2), view.error_box, "more than 4")
 
 
-def test_zoom_redraws_the_overlay_of_the_comparison_on_screen(ctx):
-    out = Out(run(ctx, ["feb1", "apr27"]))
+def test_zoom_redraws_the_overlay_of_the_comparison_on_screen(ctx, view):
+    out = Out(view, run(ctx, view, ["feb1", "apr27"]))
     cached = Path(out.visible_players()[1][0])
     assert cached.with_name(cached.stem + ".env.npz").is_file()  # the pyramid lives beside the clip
     zoomed = compare.zoom_overlay(ctx, 0.5, 1.0, req())

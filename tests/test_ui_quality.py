@@ -33,15 +33,14 @@ def demo_ctx(demo_catalog) -> AppContext:
 
 
 def test_compare_shows_the_broken_demo_take_as_flagged_with_dnsmos(demo_ctx):
-    side = [None] * 4
-    out = compare.compare(
-        demo_ctx, "surya_2", "names", "", ["feb1", "apr27"], "none", False, *side, 1, 0, "trimmed", req(), None
-    )
-    status = out[0]
+    with gr.Blocks():
+        view = compare.build()
+    out = compare.compare(demo_ctx, view, compare.CompareInputs("surya_2", "names", "", ["feb1", "apr27"]), req(), None)
+    status = out[view.status]
     assert "**Flagged takes**" in status
     assert "⚠ apr27" in status and "3.0 s of silence at 1.3 s" in status
     assert "⚠ feb1" not in status
-    metrics = next(v for v in out if hasattr(v, "columns") and "metric" in getattr(v, "columns", []))
+    metrics = out[view.metrics]
     row = metrics[metrics["metric"] == "DNSMOS overall (OVRL, 1-5)"]
     assert len(row) == 1
     values = [v for k, v in row.iloc[0].items() if k != "metric" and "−" not in k and "reference" not in k]

@@ -41,7 +41,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Compare", id="compare", visible=open_to_all) as compare_tab:
                 catalog_panel.build(ctx, demo)
                 render_panel.build(ctx, demo)
-                compare.build(ctx, demo)
+                compare.wire(ctx, demo, compare.build())
                 quality_panel.build(ctx, demo)
             with gr.Tab("Blind A/B", id="blind"):
                 blind.build(ctx, demo)
