@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import pytest
 from tiny_models import write_tiny_catalog
 
@@ -55,11 +56,13 @@ def test_open_replaces_flagged_takes_only_when_the_plan_asks(flaky_catalog, tmp_
     ctx = AppContext.create(catalog=flaky_catalog, votes_path=tmp_path / "votes.csv", data_dir=tmp_path / "data")
     req = SimpleNamespace(username=None, query_params={})
     svc = services(ctx)
+    with gr.Blocks():
+        view = blind_admin.build(rater_test=gr.Dropdown())
     ids = {}
     for exclude in (True, False):
         plan = svc.plans.save(make_plan(flaky_catalog, spec(exclude_flagged=exclude, title=f"Check {exclude}")))
-        out = blind_admin.open_test(ctx, plan.test_id, req, lambda *a, **k: None)
-        ids[exclude] = (plan.test_id, out[0])
+        out = blind_admin.open_test(ctx, view, plan.test_id, req, lambda *a, **k: None)
+        ids[exclude] = (plan.test_id, out[view.message])
     swapped = svc.plans.get(ids[True][0])
     assert swapped.status == "open" and {t.take_b for t in swapped.trials} | {t.take_a for t in swapped.trials} == {
         1,

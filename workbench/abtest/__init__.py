@@ -39,7 +39,7 @@ from .schedule import (
     summary_lines,
 )
 from .serve import SERVED_SR, SERVED_SUBTYPE, ServedFiles, clip_url, maybe_sweep, serve_clip, sweep_served
-from .session import RaterSession, ShownTrial, check_renderable, plan_requests
+from .session import RaterSession, ShownTrial, check_renderable, median_durations, plan_requests
 from .store import PlanStore
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "load_plan_yaml",
     "make_plan",
     "maybe_sweep",
+    "median_durations",
     "new_test_id",
     "parse_plan_yaml",
     "plan_from_yaml",

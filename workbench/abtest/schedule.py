@@ -303,6 +303,7 @@ def design_summary(plan: TestPlan) -> dict:
         "play_reference": plan.play_reference,
         "show_text": plan.show_text,
         "require_play": plan.require_play,
+        "exclude_flagged": plan.exclude_flagged,
         "notes": notes,
     }
 
@@ -361,7 +362,8 @@ def summary_lines(s: dict) -> list[str]:
         )
     lines.append(
         f"reference playable: {yes[s['play_reference']]}; sentence text shown: {yes[s['show_text']]}; "
-        f"voting after both were played: {yes[s['require_play']]}"
+        f"voting after both were played: {yes[s['require_play']]}; "
+        f"flagged takes replaced at Open: {yes[s.get('exclude_flagged', False)]}"
     )
     lines += [f"note: {n}" for n in s["notes"]]
     return lines

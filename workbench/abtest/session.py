@@ -11,6 +11,7 @@ for it, the page reported playing both.
 from __future__ import annotations
 
 import secrets
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -302,6 +303,20 @@ def plan_requests(plan: TestPlan) -> list[tuple[str, str, str, str, int]]:
             ck, preset, take = t.side(first)
             seen[(ck, t.reference, t.sentence, preset, take)] = None
     return list(seen)
+
+
+def median_durations(plan: TestPlan, cells: Iterable[tuple], durations: Iterable[float | None]) -> dict[str, float]:
+    """Median clip duration (s) per compared arm (checkpoint, or preset when presets are compared).
+
+    ``cells`` are :func:`plan_requests` tuples and ``durations`` their clips' lengths in
+    seconds, in the same order (None or 0 for a clip without one: left out). Each
+    model's own speaking rate shows here, and raters hear it.
+    """
+    by_arm: dict[str, list[float]] = {}
+    for (ck, _ref, _sent, preset, _take), seconds in zip(cells, durations, strict=True):
+        if seconds:
+            by_arm.setdefault(preset if plan.compares_presets else ck, []).append(float(seconds))
+    return {arm: statistics.median(d) for arm, d in by_arm.items()}
 
 
 def check_renderable(plan: TestPlan, renderer) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import agreement_panel, blind, catalog_panel, compare, guard, quality_panel, render_panel, results
+from . import agreement_panel, blind, blind_admin, catalog_panel, compare, guard, quality_panel, render_panel, results
 from .common import AppContext, role_of
 
 TAB_IDS = ("compare", "blind", "results")
@@ -43,8 +43,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 render_panel.build(ctx, demo)
                 compare.wire(ctx, demo, compare.build())
                 quality_panel.build(ctx, demo)
-            with gr.Tab("Blind A/B", id="blind"):
-                blind.build(ctx, demo)
+            with gr.Tab("Blind A/B", id="blind"), gr.Column(elem_id=blind.ROOT_ID):
+                rater_view = blind.build()
+                admin_view = blind_admin.build(rater_test=rater_view.test)
+                blind_admin.wire(ctx, demo, admin_view)
+                blind.wire(ctx, demo, rater_view)
             with gr.Tab("Results", id="results", visible=open_to_all) as results_tab:
                 results.wire(ctx, demo, results.build())
                 agreement_panel.build(ctx, demo)

@@ -1,6 +1,8 @@
-"""Blind A/B tab: raters answer anonymous trials one at a time; admins create and run tests.
+"""Blind A/B tab, rater page: raters answer anonymous trials one at a time.
 
-Only wiring: the logic lives in :mod:`workbench.abtest` (plans, schedules, sessions,
+Only wiring: :func:`build` lays out the page and returns its components by name
+(:class:`RaterView`), :func:`wire` connects them; handlers return ``{component: value}``.
+The logic lives in :mod:`workbench.abtest` (plans, schedules, sessions,
 served audio) and :mod:`workbench.votes` (the CSV); the admin panel is in
 :mod:`.blind_admin`, the player's script and style in :mod:`.blind_assets`, the route
 that delivers clips in :mod:`.blind_files`. What reaches the browser is anonymous: the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +42,7 @@ from .common import AppContext, bind, get_renderer, role_of, show_error, usernam
 PlayerEvent = Literal["play", "pause", "stop"]
 log = logging.getLogger(__name__)
 
-#: queue groups (votes and player events bypass the queue altogether, see :func:`build`):
+#: queue groups (votes and player events bypass the queue altogether, see :func:`wire`):
 #: page loads, trial loading (may render a missing clip) and pre-rendering a test each
 #: have their own slots, so none waits behind another
 LIGHT_GROUP, LIGHT_LIMIT = "blind-light", 16
@@ -47,7 +50,6 @@ TRIAL_GROUP, TRIAL_LIMIT = "blind-trial", 4
 RENDER_GROUP, RENDER_LIMIT = "render", 1
 
 CHOICE_LABELS = {"A": "A is better", "B": "B is better", "none": "No preference"}
-TEST_COLUMNS = ["test", "title", "status", "design", "raters", "votes"]
 
 
 # ---------------------------------------------------------------------------- services
@@ -149,7 +151,170 @@ def _vote_role(ctx: AppContext, request: gr.Request | None) -> str:
     return "admin" if ctx.auth_enabled and role_of(ctx, request) == "admin" else "rater"
 
 
-# ---------------------------------------------------------------------------- views
+# ---------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class RaterView:
+    """The rater page's components by name: :func:`build` makes them, :func:`wire` connects them."""
+
+    session: gr.State  # the rater's RaterSession (knows the key; never sent to the browser)
+    saved_name: gr.BrowserState  # the typed name, kept in the browser (no login)
+    picker: gr.Row
+    name: gr.Textbox
+    test: gr.Dropdown
+    refresh: gr.Button
+    start: gr.Button
+    who: gr.Markdown
+    intro_box: gr.Column
+    intro_md: gr.Markdown
+    begin: gr.Button
+    status: gr.Markdown
+    change: gr.Button
+    trial_box: gr.Column
+    progress: gr.HTML
+    question: gr.HTML
+    text: gr.Markdown
+    audio_a: gr.HTML
+    audio_b: gr.HTML
+    ref: gr.HTML
+    gate: gr.Markdown
+    reasons: gr.CheckboxGroup
+    comment: gr.Textbox
+    vote_a: gr.Button
+    vote_none: gr.Button
+    vote_b: gr.Button
+    token: gr.Textbox
+    done_box: gr.Column
+    done_md: gr.Markdown
+
+    @property
+    def gate_outputs(self) -> list[Any]:
+        """The three vote buttons and the line above them (:func:`_gate`)."""
+        return [self.vote_a, self.vote_none, self.vote_b, self.gate]
+
+    @property
+    def screen(self) -> list[Any]:
+        """Everything one trial (or the thank-you screen) sets (:func:`_screen`)."""
+        return [
+            self.picker,
+            self.trial_box,
+            self.done_box,
+            self.done_md,
+            self.intro_box,
+            self.intro_md,
+            self.progress,
+            self.question,
+            self.text,
+            self.audio_a,
+            self.audio_b,
+            self.ref,
+            self.token,
+            *self.gate_outputs,
+            self.change,
+            self.reasons,
+            self.comment,
+            self.test,
+        ]
+
+
+#: the Column around the tab (rater page and admin panel); the player's style is scoped to it
+ROOT_ID = "wb-blind"
+
+
+def build() -> RaterView:
+    """Lay out the rater page inside the current column (nothing secret in it; nothing connected yet)."""
+    gr.HTML("", head=STYLE, js_on_load=PLAYER_JS, container=False, padding=False)
+    session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
+    saved_name = gr.BrowserState("", storage_key="wb-rater-name")
+    with gr.Row(elem_id="wb-picker") as picker:
+        name = gr.Textbox(label="Your name", max_lines=1, visible=False, scale=2, max_length=64, elem_id="wb-name")
+        test = gr.Dropdown(label="Test to rate", choices=[], scale=3, elem_id="wb-test")
+        refresh = gr.Button("↻", scale=0, min_width=48, size="sm", elem_id="wb-refresh")
+        start_btn = gr.Button("Start", variant="primary", scale=0, min_width=120, elem_id="wb-start")
+    who = gr.Markdown("", elem_classes="wb-muted")
+    with gr.Column(visible=False, elem_id="wb-instructions") as intro_box:
+        intro_md = gr.Markdown("", elem_id="wb-instructions-text")
+        begin_btn = gr.Button("Begin", variant="primary", size="lg", elem_id="wb-begin")
+    # above the trial: the page scrolls here when the next trial comes, so "Saved" is in view (phones too)
+    with gr.Row(elem_id="wb-after", equal_height=True):
+        status = gr.Markdown("", elem_classes="wb-status", elem_id="wb-status")
+        change_btn = gr.Button(
+            "↩ Change my previous vote",
+            visible=False,
+            size="sm",
+            variant="secondary",
+            elem_id="wb-change",
+            scale=0,
+            min_width=220,
+        )
+    with gr.Column(visible=False, elem_id="wb-trial") as trial_box:
+        progress = gr.HTML("", elem_id="wb-progress")
+        question = gr.HTML("", elem_id="wb-question")
+        text = gr.Markdown("", visible=False, elem_id="wb-text")
+        holder: dict[str, Any] = {
+            "html_template": SLOT_TEMPLATE,
+            "container": False,
+            "padding": False,
+            "elem_classes": "wb-hidden",
+        }
+        audio_a = gr.HTML("", elem_id="wb-audio-a", js_on_load=slot_js("A"), **holder)
+        audio_b = gr.HTML("", elem_id="wb-audio-b", js_on_load=slot_js("B"), **holder)
+        ref = gr.HTML("", elem_id="wb-ref", visible=False, js_on_load=None, **holder)
+        gr.HTML(PLAYER_HTML, elem_id="wb-player", container=False, padding=False, js_on_load=None)
+        gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
+        reasons = gr.CheckboxGroup(
+            list(REASONS), label="What made the difference? (optional, tick before voting)", elem_id="wb-reasons"
+        )
+        comment = gr.Textbox(
+            label="Comment (optional)",
+            placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
+            lines=1,
+            max_lines=4,
+            max_length=2000,
+            elem_id="wb-comment",
+        )
+        with gr.Row(elem_id="wb-votes"):
+            vote_a = gr.Button("A is better", elem_id="wb-vote-a", interactive=False, size="lg")
+            vote_none = gr.Button("No preference", elem_id="wb-vote-none", interactive=False, size="lg")
+            vote_b = gr.Button("B is better", elem_id="wb-vote-b", interactive=False, size="lg")
+        token = gr.Textbox(visible=False, elem_id="wb-token")
+    with gr.Column(visible=False, elem_id="wb-done") as done_box:
+        done_md = gr.Markdown("", elem_id="wb-done-text")
+    return RaterView(
+        session=session,
+        saved_name=saved_name,
+        picker=picker,
+        name=name,
+        test=test,
+        refresh=refresh,
+        start=start_btn,
+        who=who,
+        intro_box=intro_box,
+        intro_md=intro_md,
+        begin=begin_btn,
+        status=status,
+        change=change_btn,
+        trial_box=trial_box,
+        progress=progress,
+        question=question,
+        text=text,
+        audio_a=audio_a,
+        audio_b=audio_b,
+        ref=ref,
+        gate=gate,
+        reasons=reasons,
+        comment=comment,
+        vote_a=vote_a,
+        vote_none=vote_none,
+        vote_b=vote_b,
+        token=token,
+        done_box=done_box,
+        done_md=done_md,
+    )
+
+
+# ---------------------------------------------------------------------------- what a trial shows
 
 
 def _progress_html(shown: ShownTrial, title: str) -> str:
@@ -173,8 +338,10 @@ GATE_LOCKED = "▶ Play **both A and B** to unlock voting."
 GATE_OPEN = "Voting is open: which one answers the question better?"
 
 
-def _buttons(enabled: bool) -> tuple:
-    return tuple(gr.update(interactive=enabled) for _ in range(3)) + (GATE_OPEN if enabled else GATE_LOCKED,)
+def _gate(v: RaterView, enabled: bool) -> dict[Any, Any]:
+    """The vote buttons on or off, and the line above them saying why."""
+    buttons = {b: gr.update(interactive=enabled) for b in (v.vote_a, v.vote_none, v.vote_b)}
+    return {**buttons, v.gate: GATE_OPEN if enabled else GATE_LOCKED}
 
 
 def instructions(plan) -> str:
@@ -199,57 +366,55 @@ def instructions(plan) -> str:
     )
 
 
-def _view(ctx: AppContext, session: RaterSession, shown: ShownTrial | None, *, intro: bool = False) -> tuple:
-    """Updates for the ``view`` outputs of :func:`build`, in order."""
+def _screen(
+    ctx: AppContext, v: RaterView, session: RaterSession, shown: ShownTrial | None, *, intro: bool = False
+) -> dict[Any, Any]:
+    """Updates for :attr:`RaterView.screen`: one trial (behind the instructions when ``intro``), or the thanks."""
     plan = session.plan
+    cleared = {v.reasons: [], v.comment: ""}  # a new trial starts without the last one's tags and comment
     if shown is None:
         done, total = session.progress()
-        tests = gr.update(choices=_open_tests(ctx, session.rater), value=plan.test_id)
         thanks = (
             f"## Thank you!\n\nYou answered all **{total}** trials of *{html.escape(plan.title)}*. "
             "Your votes are saved; you can close this page."
         )
-        return (
-            gr.update(visible=True),
-            gr.update(visible=False),
-            gr.update(visible=True),
-            thanks,
-            gr.update(visible=False),
-            gr.skip(),
-            "",
-            gr.skip(),
-            "",
-            "",
-            "",
-            gr.update(visible=False, value=""),
-            "",
-            *_buttons(False),
-            gr.update(visible=done > 0),
-            [],
-            "",
-            tests,
-        )
-    enabled = not shown.require_play
-    return (
-        gr.update(visible=False),  # the test picker: back when the test is done (or after a reload)
-        gr.update(visible=not intro),
-        gr.update(visible=False),
-        "",
-        gr.update(visible=intro),
-        instructions(plan) if intro else gr.skip(),
-        _progress_html(shown, plan.title),
-        f'<div id="wb-question-text">{html.escape(plan.question)}</div>',
-        gr.update(value=f"“{html.escape(shown.text)}”" if shown.text else "", visible=bool(shown.text)),
-        shown.url_a,
-        shown.url_b,
-        gr.update(visible=bool(shown.url_ref), value=shown.url_ref),
-        shown.token,
-        *_buttons(enabled),
-        gr.update(visible=shown.done > 0 and not shown.changing),
-        [],
-        "",
-        gr.skip(),
-    )
+        return {
+            v.picker: gr.update(visible=True),
+            v.trial_box: gr.update(visible=False),
+            v.done_box: gr.update(visible=True),
+            v.done_md: thanks,
+            v.intro_box: gr.update(visible=False),
+            v.progress: "",
+            v.text: "",
+            v.audio_a: "",
+            v.audio_b: "",
+            v.ref: gr.update(visible=False, value=""),
+            v.token: "",
+            **_gate(v, False),
+            v.change: gr.update(visible=done > 0),
+            **cleared,
+            v.test: gr.update(choices=_open_tests(ctx, session.rater), value=plan.test_id),
+        }
+    out = {
+        v.picker: gr.update(visible=False),  # the test picker: back when the test is done (or after a reload)
+        v.trial_box: gr.update(visible=not intro),
+        v.done_box: gr.update(visible=False),
+        v.done_md: "",
+        v.intro_box: gr.update(visible=intro),
+        v.progress: _progress_html(shown, plan.title),
+        v.question: f'<div id="wb-question-text">{html.escape(plan.question)}</div>',
+        v.text: gr.update(value=f"“{html.escape(shown.text)}”" if shown.text else "", visible=bool(shown.text)),
+        v.audio_a: shown.url_a,
+        v.audio_b: shown.url_b,
+        v.ref: gr.update(visible=bool(shown.url_ref), value=shown.url_ref),
+        v.token: shown.token,
+        **_gate(v, not shown.require_play),
+        v.change: gr.update(visible=shown.done > 0 and not shown.changing),
+        **cleared,
+    }
+    if intro:
+        out[v.intro_md] = instructions(plan)
+    return out
 
 
 # ---------------------------------------------------------------------------- rater handlers
@@ -281,17 +446,23 @@ def _invited(request: gr.Request | None) -> str | None:
     return str(params.get("test", "")) or None
 
 
-def rater_load(ctx: AppContext, saved_name: str | None, request: gr.Request):
+def rater_load(ctx: AppContext, v: RaterView, saved_name: str | None, request: gr.Request):
     """Page load: who is rating, and the open tests."""
     with _RaterErrors():
         if ctx.auth_enabled:
             name = username(ctx, request)
             role_of(ctx, request)
-            who = f"Rating as **{html.escape(name or '')}**."
-            return gr.update(visible=False), who, _tests_update(ctx, name, _invited(request))
+            return {
+                v.name: gr.update(visible=False),
+                v.who: f"Rating as **{html.escape(name or '')}**.",
+                v.test: _tests_update(ctx, name, _invited(request)),
+            }
         name = (saved_name or "").strip()
-        who = "Type your name, pick a test and press **Start**."
-        return gr.update(visible=True, value=name), who, _tests_update(ctx, name, _invited(request))
+        return {
+            v.name: gr.update(visible=True, value=name),
+            v.who: "Type your name, pick a test and press **Start**.",
+            v.test: _tests_update(ctx, name, _invited(request)),
+        }
 
 
 def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
@@ -303,7 +474,14 @@ def refresh_tests(ctx: AppContext, typed: str | None, request: gr.Request):
         return _tests_update(ctx, name)
 
 
-def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id: str | None, request: gr.Request):
+def start(
+    ctx: AppContext,
+    v: RaterView,
+    old: RaterSession | None,
+    typed: str | None,
+    test_id: str | None,
+    request: gr.Request,
+):
     """Start (or resume) a test: the instructions before a first trial, else the first trial without a vote."""
     with _RaterErrors():
         rater = _rater(ctx, typed, request)
@@ -325,30 +503,42 @@ def start(ctx: AppContext, old: RaterSession | None, typed: str | None, test_id:
             role=_vote_role(ctx, request),
         )
         shown = session.show_next()
-        status = "Welcome back: continuing where you left off." if shown and shown.done else ""
         intro = shown is not None and shown.done == 0
-        return (session, *_view(ctx, session, shown, intro=intro), status, rater)
+        return {
+            v.session: session,
+            **_screen(ctx, v, session, shown, intro=intro),
+            v.status: "Welcome back: continuing where you left off." if shown and shown.done else "",
+            v.saved_name: rater,
+        }
 
 
-def begin(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+def begin(ctx: AppContext, v: RaterView, session: RaterSession | None, request: gr.Request):
     """Leave the instructions for the first trial (already loaded behind them)."""
     with _RaterErrors():
         _own(ctx, session, request)
-        return gr.update(visible=False), gr.update(visible=True)
+        return {v.intro_box: gr.update(visible=False), v.trial_box: gr.update(visible=True)}
 
 
-def player_event(ctx: AppContext, which: str, event: PlayerEvent, session: RaterSession | None, request: gr.Request):
+def player_event(
+    ctx: AppContext,
+    v: RaterView,
+    which: str,
+    event: PlayerEvent,
+    session: RaterSession | None,
+    request: gr.Request,
+):
     """A slot started, paused or ended playing; unlock voting once both were played (and delivered)."""
     if session is None or session.current is None:
-        return tuple(gr.skip() for _ in range(4))
+        return gr.skip()
     with _RaterErrors():
         _own(ctx, session, request)
         unlocked = session.played(which, event)
-        return _buttons(unlocked) if event == "play" else tuple(gr.skip() for _ in range(4))
+        return _gate(v, unlocked) if event == "play" else gr.skip()
 
 
 def vote(
     ctx: AppContext,
+    v: RaterView,
     choice: str,
     session: RaterSession | None,
     token: str | None,
@@ -361,117 +551,38 @@ def vote(
         session = _own(ctx, session, request)
         number = session.current.position + 1 if session.current is not None else 0
         session.vote(token or "", choice, reasons or [], comment or "")
-        saved = f"✓ Saved: {CHOICE_LABELS[choice]} on trial {number}."
-        return (saved, *_buttons(False)[:3], "Loading the next trial…", "")
+        return {
+            v.status: f"✓ Saved: {CHOICE_LABELS[choice]} on trial {number}.",
+            **_gate(v, False),
+            v.gate: "Loading the next trial…",
+            v.token: "",  # until the next trial brings its own
+        }
 
 
-def next_trial(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+def next_trial(ctx: AppContext, v: RaterView, session: RaterSession | None, request: gr.Request):
     """Show the rater's next unanswered trial."""
     with _RaterErrors():
         session = _own(ctx, session, request)
-        return _view(ctx, session, session.show_next())
+        return _screen(ctx, v, session, session.show_next())
 
 
-def change_previous(ctx: AppContext, session: RaterSession | None, request: gr.Request):
+def change_previous(ctx: AppContext, v: RaterView, session: RaterSession | None, request: gr.Request):
     """Show the previous trial again so the rater can change that vote."""
     with _RaterErrors():
         session = _own(ctx, session, request)
         shown = session.show_previous()
-        return (*_view(ctx, session, shown), "Listen again and vote; your new answer replaces the old one.")
+        return {
+            **_screen(ctx, v, session, shown),
+            v.status: "Listen again and vote; your new answer replaces the old one.",
+        }
 
 
-# ---------------------------------------------------------------------------- page
+# ---------------------------------------------------------------------------- events
 
 
-def build(ctx: AppContext, demo: gr.Blocks) -> None:
-    """Lay out the Blind A/B tab and wire its events (nothing secret in the layout)."""
-    from . import blind_admin
-
-    services(ctx)  # open (and if needed recover) the vote store at start-up
+def wire(ctx: AppContext, demo: gr.Blocks, v: RaterView) -> None:
+    """Connect the rater page's events to its handlers (all private; each checks its caller)."""
     b = bind
-    with gr.Column(elem_id="wb-blind"):
-        gr.HTML("", head=STYLE, js_on_load=PLAYER_JS, container=False, padding=False)
-        session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
-        saved_name = gr.BrowserState("", storage_key="wb-rater-name")
-        with gr.Row(elem_id="wb-picker") as picker:
-            name = gr.Textbox(label="Your name", max_lines=1, visible=False, scale=2, max_length=64, elem_id="wb-name")
-            test = gr.Dropdown(label="Test to rate", choices=[], scale=3, elem_id="wb-test")
-            refresh = gr.Button("↻", scale=0, min_width=48, size="sm", elem_id="wb-refresh")
-            start_btn = gr.Button("Start", variant="primary", scale=0, min_width=120, elem_id="wb-start")
-        who = gr.Markdown("", elem_classes="wb-muted")
-        with gr.Column(visible=False, elem_id="wb-instructions") as intro_box:
-            intro_md = gr.Markdown("", elem_id="wb-instructions-text")
-            begin_btn = gr.Button("Begin", variant="primary", size="lg", elem_id="wb-begin")
-        # above the trial: the page scrolls here when the next trial comes, so "Saved" is in view (phones too)
-        with gr.Row(elem_id="wb-after", equal_height=True):
-            status = gr.Markdown("", elem_classes="wb-status", elem_id="wb-status")
-            change_btn = gr.Button(
-                "↩ Change my previous vote",
-                visible=False,
-                size="sm",
-                variant="secondary",
-                elem_id="wb-change",
-                scale=0,
-                min_width=220,
-            )
-        with gr.Column(visible=False, elem_id="wb-trial") as trial_box:
-            progress = gr.HTML("", elem_id="wb-progress")
-            question = gr.HTML("", elem_id="wb-question")
-            text = gr.Markdown("", visible=False, elem_id="wb-text")
-            holder: dict[str, Any] = {
-                "html_template": SLOT_TEMPLATE,
-                "container": False,
-                "padding": False,
-                "elem_classes": "wb-hidden",
-            }
-            audio_a = gr.HTML("", elem_id="wb-audio-a", js_on_load=slot_js("A"), **holder)
-            audio_b = gr.HTML("", elem_id="wb-audio-b", js_on_load=slot_js("B"), **holder)
-            ref = gr.HTML("", elem_id="wb-ref", visible=False, js_on_load=None, **holder)
-            gr.HTML(PLAYER_HTML, elem_id="wb-player", container=False, padding=False, js_on_load=None)
-            gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
-            reasons = gr.CheckboxGroup(
-                list(REASONS), label="What made the difference? (optional, tick before voting)", elem_id="wb-reasons"
-            )
-            comment = gr.Textbox(
-                label="Comment (optional)",
-                placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
-                lines=1,
-                max_lines=4,
-                max_length=2000,
-                elem_id="wb-comment",
-            )
-            with gr.Row(elem_id="wb-votes"):
-                vote_a = gr.Button("A is better", elem_id="wb-vote-a", interactive=False, size="lg")
-                vote_none = gr.Button("No preference", elem_id="wb-vote-none", interactive=False, size="lg")
-                vote_b = gr.Button("B is better", elem_id="wb-vote-b", interactive=False, size="lg")
-            token = gr.Textbox(visible=False, elem_id="wb-token")
-        with gr.Column(visible=False, elem_id="wb-done") as done_box:
-            done_md = gr.Markdown("", elem_id="wb-done-text")
-        blind_admin.build(ctx, demo, test)
-
-    view = [
-        picker,
-        trial_box,
-        done_box,
-        done_md,
-        intro_box,
-        intro_md,
-        progress,
-        question,
-        text,
-        audio_a,
-        audio_b,
-        ref,
-        token,
-        vote_a,
-        vote_none,
-        vote_b,
-        gate,
-        change_btn,
-        reasons,
-        comment,
-        test,
-    ]
     # Votes and player events take a few milliseconds: they skip the queue (one plain
     # request each, no event stream), so they never wait behind anything queued.
     direct: dict[str, Any] = {"api_visibility": "private", "queue": False}
@@ -485,25 +596,25 @@ def build(ctx: AppContext, demo: gr.Blocks) -> None:
         "concurrency_id": TRIAL_GROUP,
         "concurrency_limit": TRIAL_LIMIT,
     }
-
-    demo.load(b(rater_load, ctx), [saved_name], [name, who, test], **light)
-    refresh.click(b(refresh_tests, ctx), [name], [test], **light)
-    start_btn.click(b(start, ctx), [session, name, test], [session, *view, status, saved_name], **trial)
-    begin_btn.click(b(begin, ctx), [session], [intro_box, trial_box], **direct)
-    for comp, which in ((audio_a, "A"), (audio_b, "B")):
-        outs = [vote_a, vote_none, vote_b, gate]
-        comp.play(b(player_event, ctx, which, "play"), [session], outs, show_progress="hidden", **direct)
-        comp.pause(b(player_event, ctx, which, "pause"), [session], outs, show_progress="hidden", **direct)
-        comp.stop(b(player_event, ctx, which, "stop"), [session], outs, show_progress="hidden", **direct)
-    for btn, choice in ((vote_a, "A"), (vote_b, "B"), (vote_none, "none")):
+    screen = v.screen
+    demo.load(b(rater_load, ctx, v), [v.saved_name], [v.name, v.who, v.test], **light)
+    v.refresh.click(b(refresh_tests, ctx), [v.name], [v.test], **light)
+    v.start.click(b(start, ctx, v), [v.session, v.name, v.test], [v.session, *screen, v.status, v.saved_name], **trial)
+    v.begin.click(b(begin, ctx, v), [v.session], [v.intro_box, v.trial_box], **direct)
+    for comp, which in ((v.audio_a, "A"), (v.audio_b, "B")):
+        for event, listener in (("play", comp.play), ("pause", comp.pause), ("stop", comp.stop)):
+            listener(
+                b(player_event, ctx, v, which, event), [v.session], v.gate_outputs, show_progress="hidden", **direct
+            )
+    for btn, choice in ((v.vote_a, "A"), (v.vote_b, "B"), (v.vote_none, "none")):
         btn.click(
-            b(vote, ctx, choice),
-            [session, token, reasons, comment],
-            [status, vote_a, vote_none, vote_b, gate, token],
+            b(vote, ctx, v, choice),
+            [v.session, v.token, v.reasons, v.comment],
+            [v.status, *v.gate_outputs, v.token],
             show_progress="minimal",
             **direct,
-        ).success(b(next_trial, ctx), [session], view, show_progress="hidden", **trial)
-    change_btn.click(b(change_previous, ctx), [session], [*view, status], **trial)
+        ).success(b(next_trial, ctx, v), [v.session], screen, show_progress="hidden", **trial)
+    v.change.click(b(change_previous, ctx, v), [v.session], [*screen, v.status], **trial)
 
 
 def routes(ctx: AppContext) -> list:
