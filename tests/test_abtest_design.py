@@ -263,10 +263,13 @@ def test_plan_cli_prints_the_design(tmp_path, capsys):
     assert "raters: 3 raters, each trial rated by 2-3" in out
     assert "per rater: 30 trials = 22 test + 4 repeats + 4 identical-pair controls" in out
     assert "reference playable: yes" in out and "speaking rate" in out
+    assert "flagged takes replaced at Open: no" in out
+    assert "flagged takes replaced at Open: yes" in run_plan(tmp_path, capsys, GOOD + "exclude_flagged: true\n")[1]
     code, out, _ = run_plan(tmp_path, capsys, GOOD, "--json")
     s = json.loads(out)
     assert code == 0 and s["raters_per_trial"] == {"min": 2, "max": 3} and s["controls"]["per_rater"] == 4
     assert s["trials_per_rater"]["total"] == 30 and s["seed"] == 3 and "planned_votes_per_pair" in s
+    assert s["exclude_flagged"] is False
 
 
 @pytest.mark.parametrize(

@@ -481,6 +481,56 @@ def test_admin_form_defaults_summary_invite_archive_delete(site):
         admin.trigger("wb-admin-delete")
 
 
+def test_the_flagged_takes_box_reaches_the_design_the_plan_and_open(site):
+    """Off by default; ticked, the design summary says so, the stored plan asks for it and Open does it."""
+    admin = client(site, "boss")
+    admin.page_load()
+    box = admin.find("wb-admin-exclude-flagged")
+    assert admin.values[box] is False and "quality checks flag" in admin.props[box]["label"]
+    assert "flagged takes replaced at Open: no" in admin.values[admin.find("wb-admin-summary")]
+    admin.set("wb-admin-references", ["paul_1"])
+    admin.set("wb-admin-sentences", ["names"])
+    admin.set(box, True)
+    assert "flagged takes replaced at Open: yes" in admin.trigger(box, "change")[0].data[0]
+    made = {}
+    for ticked in (False, True):
+        admin.set(box, ticked)
+        admin.set("wb-admin-title", f"Flags {ticked}")
+        msg = admin.trigger("wb-admin-create")[0].data[0]
+        made[ticked] = re.search(r"`(ab-[0-9a-f]+)`", msg).group(1)
+        assert site.ctx.services.plans.get(made[ticked]).exclude_flagged is ticked
+    for ticked, test_id in made.items():
+        admin.set("wb-admin-test", test_id)
+        opened = admin.trigger("wb-admin-open")[0].data[0]
+        assert "is open" in opened and ("Flagged takes:" in opened) is ticked, opened
+
+
+def test_the_form_values_become_a_plan_spec():
+    """Gradio's floats and empty pickers become the spec's ints and defaults; a bad value names its field."""
+    from workbench.errors import PlanError
+    from workbench.ui.blind_admin import FORM_FIELDS, TestForm
+
+    form = TestForm(title=" Accent ", checkpoints=["feb1", "apr27"], references=["paul_1"], sentences=["names"],
+                    takes=2.0, raters=0, raters_per_trial=None, exclude_flagged=True)  # fmt: skip
+    spec = form.spec(seed=5)
+    assert (spec.title, spec.takes, spec.raters, spec.raters_per_trial) == ("Accent", 2, None, 2)
+    assert spec.presets == ["none"] and spec.exclude_flagged and spec.seed == 5 and spec.play_reference
+    one = {"title": "x", "checkpoints": ["a"], "references": ["r"], "sentences": ["s"]}
+    assert TestForm(**one, raters=3.0).spec().raters == 3
+    with pytest.raises(PlanError, match="takes"):
+        TestForm(**one, takes=11).spec()
+    # the panel's components carry the form's field names: read_form picks each value by its component
+    import gradio as gr
+
+    from workbench.ui import blind_admin
+
+    with gr.Blocks():
+        view = blind_admin.build(rater_test=gr.Dropdown())
+    assert len(view.form) == len(FORM_FIELDS) == 16
+    values = {getattr(view, name): getattr(form, name) for name in FORM_FIELDS}
+    assert view.read_form(values) == form
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -363,7 +363,7 @@ def summary_lines(s: dict) -> list[str]:
     lines.append(
         f"reference playable: {yes[s['play_reference']]}; sentence text shown: {yes[s['show_text']]}; "
         f"voting after both were played: {yes[s['require_play']]}; "
-        f"flagged takes replaced at Open: {yes[s.get('exclude_flagged', False)]}"
+        f"flagged takes replaced at Open: {yes[s['exclude_flagged']]}"
     )
     lines += [f"note: {n}" for n in s["notes"]]
     return lines
