@@ -9,6 +9,7 @@ browser could be made to send anything.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -340,6 +341,27 @@ def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(site):
     assert r.status_code == 413 and "maximum allowed size" in r.text
     r = _upload(page, "renders.zip", b"#" * (UPLOAD_CAP - 1024))  # a zip of old renders is megabytes
     assert r.status_code == 200 and Path(r.json()[0]).stat().st_size == UPLOAD_CAP - 1024
+
+
+def test_an_admin_adds_old_renders_from_an_uploaded_zip(site, tmp_path):
+    # the feature the upload cap exists for: a zip of <reference>/<sentence>.flac, wrapped in a folder
+    clips = sorted((site.root / "demo" / "clips" / "feb1" / "surya_1").glob("*.flac"))
+    zipped = tmp_path / "old.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for clip in clips:
+            zf.write(clip, f"feb1-march/surya_1/{clip.name}")
+    assert 2**20 < zipped.stat().st_size < UPLOAD_CAP  # over the 1 MB that uploads were once capped at
+    admin = admin_page(site)
+    r = _upload(admin, "old.zip", zipped.read_bytes())
+    assert r.status_code == 200
+    button = admin.find(label="Add checkpoint", kind="button")
+    dep = admin.deps_for(button, "click")[0]
+    out = admin.call(dep["id"], ["feb1-zip", "", _file(r.json()[0], "old.zip"), "from a zip", []], trigger_id=button)
+    message = out.data[0]["value"]
+    assert f"Added checkpoint **feb1-zip**: {len(clips)} clips" in message, message
+    assert "feb1-zip" in site.ctx.catalog.checkpoints
+    added = yaml.safe_load(site.ctx.catalog.overlay.read_text())["checkpoints"]["feb1-zip"]
+    assert added["notes"] == "from a zip"
 
 
 def _load_plan(page: PageClient, stored: str, name: str):
