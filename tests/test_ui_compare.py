@@ -119,7 +119,7 @@ class Out:
 
     def metric(self, label: str, clip: str) -> float:
         df = self.metrics.set_index("metric")
-        return float(df.loc[compare.METRIC_LABELS[label], clip])
+        return float(df.loc[comparison.METRIC_LABELS[label], clip])
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def test_demo_feb1_vs_apr24_shows_everything(feb1_vs_apr24, ctx):
     assert re.search(r"spectral centroid \d+ Hz \(-\d+%\) lower: darker", said)
     assert "pitch range" in said and "narrower: flatter" in said
     delta = out.metrics.set_index("metric")["apr24 − feb1"]
-    assert delta[compare.METRIC_LABELS["tilt_db_per_oct"]] == pytest.approx(
+    assert delta[comparison.METRIC_LABELS["tilt_db_per_oct"]] == pytest.approx(
         out.metric("tilt_db_per_oct", "apr24") - out.metric("tilt_db_per_oct", "feb1"), abs=0.01
     )
     # the flatter demo checkpoint has the measurably narrower F0 range

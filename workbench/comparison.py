@@ -5,7 +5,9 @@ one text, 2-4 checkpoints with a preset each, one take) goes through the
 :class:`~workbench.render.Renderer`, every clip is measured with :mod:`workbench.analysis`
 and drawn with :mod:`workbench.plots`, and figures (PNG) and tables (CSV) are written to a
 folder. :func:`compare_link` / :func:`parse_link` turn a selection into page-URL query
-parameters and back.
+parameters and back. The tables and words a person reads (metric names with units, the
+verdict and the differences in words, player labels and captions) are made here too, so
+the Compare tab only places them.
 
 >>> comparer = Comparer(catalog, Renderer(catalog))
 >>> sel = make_selection(catalog, "surya_1", "pangram", None, ["feb1", "apr24"], "none")
@@ -32,7 +34,7 @@ import pandas as pd
 
 from . import analysis, audio, plots
 from .analysis import EnvelopePyramid  # a bare name: the field `analysis` shadows the module in Measured
-from .catalog import Catalog, reference_audio_path
+from .catalog import Catalog, reference_audio_path, reference_availability
 from .errors import RenderError, WorkbenchError
 from .executor import INTERACTIVE
 from .render import CLIP_SR, Clip, Renderer, RenderRequest
@@ -425,6 +427,153 @@ def player_label(clip: Clip) -> str:
     r = clip.request
     preset = r.enhancement + (" (demo)" if (clip.provenance or {}).get("stand_in") else "")
     return f"{r.checkpoint} · {preset} · take {r.take}" + (" · DEMO" if clip.is_demo else "")
+
+
+# ---------------------------------------------------------------------------- for people: tables, players, words
+
+#: display names (with units) of the metric columns
+METRIC_LABELS = {
+    "duration_s": "duration (s)",
+    "speaking_rate_cps": "rate (chars/s)",
+    "loudness_lufs": "loudness (LUFS)",
+    "peak_dbfs": "peak (dBFS)",
+    "silence_ratio": "silence (share)",
+    "f0_median_hz": "F0 median (Hz)",
+    "f0_range_st": "F0 range 5-95% (st)",
+    "f0_std_st": "F0 SD (st)",
+    "voiced_ratio": "voiced (share)",
+    "centroid_hz": "centroid (Hz)",
+    "tilt_db_per_oct": "tilt (dB/oct)",
+    "speaker_similarity": "speaker sim. to ref",
+    "mcd_db": "spectral distance to first (MCD, dB)",
+    "dnsmos_sig": "DNSMOS speech (SIG, 1-5)",
+    "dnsmos_bak": "DNSMOS background (BAK, 1-5)",
+    "dnsmos_ovrl": "DNSMOS overall (OVRL, 1-5)",
+}
+#: display names of the pair table's columns (the CSV keeps the short names)
+PAIR_LABELS = {
+    "a": "clip",
+    "b": "vs clip",
+    "mcd_db": "spectral distance (MCD, dB; 0 = same)",
+    "verdict": "exact match",
+    "max_abs_diff": "largest sample difference (full scale = 1)",
+    "snr_db": "signal to difference (dB; higher = closer)",
+}
+DELTA_LABELS = {
+    **METRIC_LABELS,
+    "speaker_similarity_between": "speaker sim. between the two",
+    "mcd_db_between": "MCD between the two (dB)",
+}
+
+
+def _fmt(v: float | None) -> str:
+    """A number for reading: 3 significant digits below 10, one decimal above; – for missing."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–" if v is None or math.isnan(v) else ("∞" if v > 0 else "-∞")
+    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def metrics_for_display(metrics: pd.DataFrame, first: str | None = None) -> pd.DataFrame:
+    """The metrics table turned for reading: one row per metric (with units), one column per
+    clip, then one ``<clip> − <first>`` column per other checkpoint when ``first`` is given.
+    """
+    df = metrics.T.astype(float)
+    df.columns = [str(c) for c in df.columns]
+    if first is not None and first in df.columns:
+        others = [c for c in df.columns if c != first and not c.endswith("(reference)")]
+        for c in others:
+            df[f"{c} − {first}"] = df[c] - df[first]
+        df.loc["mcd_db", [f"{c} − {first}" for c in others]] = math.nan  # already a distance to the first
+    df = df.rename(index=METRIC_LABELS).round(3)
+    return df.rename_axis("metric").reset_index()
+
+
+def pairs_for_display(pairwise: pd.DataFrame) -> pd.DataFrame:
+    """The pair table with worded column names."""
+    return pairwise.round(4).rename(columns=PAIR_LABELS)
+
+
+def differences_markdown(c: Comparison) -> str:
+    """What differs from the first checkpoint, one line per notable metric, in words."""
+    if len(c.clips) < 2:
+        return ""
+    first = c.clips[0].label
+    lines = []
+    for label, diffs in c.differences.items():
+        said = "; ".join(diffs) if diffs else "no notable difference in the measured metrics"
+        lines.append(f"- **{label}** vs {first}: {said}")
+    return f"**What differs from {first}** (the first checkpoint):\n" + "\n".join(lines)
+
+
+def verdict_markdown(c: Comparison) -> str:
+    """The exact-match verdict of the first two checkpoints, for people."""
+    if c.verdict is None:
+        return "Exact-match check needs two rendered clips."
+    a, b = c.clips[0].label, c.clips[1].label
+    lines = [f"Exact match, **{a} vs {b}: {c.verdict.describe()}**"]
+    if c.verdict_aligned is not None and c.verdict_aligned.verdict != "different":
+        lines.append(f"After undoing a delay: **{c.verdict_aligned.describe()}**")
+    if not c.aligned_difference:
+        da, db = c.clips[0].analysis.duration_s, c.clips[1].analysis.duration_s
+        lines.append(
+            f"No difference plot: the two are different audio ({da:.2f} s vs {db:.2f} s) that do not line up "
+            "sample by sample, so subtracting them would mean nothing; compare the spectra and metrics instead."
+        )
+    lines.append(
+        f"<span class='wb-muted'>identical = every sample equal; equal within tolerance = no sample differs by "
+        f"more than {c.verdict.atol:g} ({20 * math.log10(c.verdict.atol):.0f} dBFS)</span>"
+    )
+    verdict = "  \n".join(lines)
+    diffs = differences_markdown(c)
+    return f"{diffs}\n\n{verdict}" if diffs else verdict
+
+
+def status_markdown(c: Comparison, tidy: Callable[[str], str] = str) -> str:
+    """What was compared, the link to it, what failed to render (each message through ``tidy``,
+    which the page uses to drop server paths) and which takes the quality checks flagged.
+    """
+    sel = c.selection
+    what = f"sentence `{sel.sentence}`" if sel.sentence else "custom text"
+    lines = [
+        f"Compared {len(c.clips)} clip(s) of reference `{sel.reference}`, {what}, take {sel.take}. "
+        f"Link to this comparison: [{sel.link()}]({sel.link()})"
+    ]
+    if c.failures:
+        lines += ["", "**Not rendered:**"] + [f"- {tidy(f)}" for f in c.failures]
+    flagged = [(label, a) for label, a in c.quality.items() if a.flagged]
+    if flagged:  # bad-take checks (workbench.quality); "Flagged takes" below regenerates them
+        lines += ["", "**Flagged takes** (quality checks; regenerate under *Flagged takes*):"]
+        lines += [f"- ⚠ {label}: {a.reasons}" for label, a in flagged]
+    if any(m.clip is not None and m.clip.is_demo for m in c.clips):
+        lines.append("")
+        lines.append("Clips marked **DEMO** are bundled stand-ins, not output of the checkpoints' models.")
+    return "\n".join(lines)
+
+
+def player_entries(catalog: Catalog, c: Comparison) -> list[tuple[str, str, str]]:
+    """``(file, label, caption)`` per player: the reference recording (when there is one), then each clip."""
+    entries: list[tuple[str, str, str]] = []
+    ref = catalog.reference(c.selection.reference)
+    ref_path = reference_audio_path(ref)
+    if c.reference is not None and ref_path is not None:  # a built-in voice has no recording to play
+        badge = "**DEMO** stand-in recording · " if reference_availability(ref).is_demo else "recording · "
+        entries.append((str(ref_path), f"{ref.id} · reference", badge + f"`{ref_path.name}`"))
+    entries += [(str(m.clip.path), player_label(m.clip), clip_caption(m.clip)) for m in c.clips if m.clip]
+    return entries
+
+
+def deltas_for_display(d: EnhancementDiff) -> pd.DataFrame:
+    """The enhancement diff's metric deltas with worded metric names (units included)."""
+    return d.deltas.rename(index=DELTA_LABELS).round(3).rename_axis("metric").reset_index()
+
+
+def enhancement_caption(d: EnhancementDiff) -> str:
+    """Markdown under the enhancement diff: the enhanced clip's caption and the distance between the two."""
+    assert d.enhanced.clip is not None  # rendered clips (only a reference has none)
+    return (
+        f"{clip_caption(d.enhanced.clip)}  \nMCD between the two: {_fmt(d.mcd_db)} dB; "
+        "positive deltas mean the preset raised the metric."
+    )
 
 
 # ---------------------------------------------------------------------------- measuring and drawing

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 import shutil
 import tempfile
@@ -30,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
-from ..catalog import reference_audio_path, reference_availability
 from ..catalog_live import LiveCatalog, add_prerendered
 from ..comparison import (  # noqa: F401 - compare_link and parse_link are this tab's public link API
     ALIGN_CHOICES,
@@ -41,12 +38,18 @@ from ..comparison import (  # noqa: F401 - compare_link and parse_link are this 
     Comparer,
     Comparison,
     Selection,
-    clip_caption,
     compare_link,
+    deltas_for_display,
+    enhancement_caption,
     make_selection,
+    metrics_for_display,
+    pairs_for_display,
     parse_link,
+    player_entries,
     player_label,
     preset_offer,
+    status_markdown,
+    verdict_markdown,
 )
 from ..errors import WorkbenchError
 from .common import AppContext, bind, require_admin, role_of
@@ -55,41 +58,6 @@ log = logging.getLogger(__name__)
 
 #: files written for downloads are removed after this long (s); gradio keeps its own copies
 OUTPUT_TTL_S = 3600
-
-#: display names (with units) of the metric columns
-METRIC_LABELS = {
-    "duration_s": "duration (s)",
-    "speaking_rate_cps": "rate (chars/s)",
-    "loudness_lufs": "loudness (LUFS)",
-    "peak_dbfs": "peak (dBFS)",
-    "silence_ratio": "silence (share)",
-    "f0_median_hz": "F0 median (Hz)",
-    "f0_range_st": "F0 range 5-95% (st)",
-    "f0_std_st": "F0 SD (st)",
-    "voiced_ratio": "voiced (share)",
-    "centroid_hz": "centroid (Hz)",
-    "tilt_db_per_oct": "tilt (dB/oct)",
-    "speaker_similarity": "speaker sim. to ref",
-    "mcd_db": "spectral distance to first (MCD, dB)",
-    "dnsmos_sig": "DNSMOS speech (SIG, 1-5)",
-    "dnsmos_bak": "DNSMOS background (BAK, 1-5)",
-    "dnsmos_ovrl": "DNSMOS overall (OVRL, 1-5)",
-}
-#: display names of the pair table's columns (the CSV keeps the short names)
-PAIR_LABELS = {
-    "a": "clip",
-    "b": "vs clip",
-    "mcd_db": "spectral distance (MCD, dB; 0 = same)",
-    "verdict": "exact match",
-    "max_abs_diff": "largest sample difference (full scale = 1)",
-    "snr_db": "signal to difference (dB; higher = closer)",
-}
-DELTA_LABELS = {
-    **METRIC_LABELS,
-    "speaker_similarity_between": "speaker sim. between the two",
-    "mcd_db_between": "MCD between the two (dB)",
-}
-
 
 #: an absolute path (two or more folders deep) inside a message
 _ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"(),;]+/)+([^\s/:'\"(),;]*)")
@@ -196,87 +164,6 @@ def _output_dir(ctx: AppContext) -> Path:
         except OSError:
             pass
     return Path(tempfile.mkdtemp(dir=base))
-
-
-def _fmt(v: float) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–" if v is None or math.isnan(v) else ("∞" if v > 0 else "-∞")
-    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
-
-
-def metrics_for_display(metrics: pd.DataFrame, first: str | None = None) -> pd.DataFrame:
-    """The metrics table turned for reading: one row per metric (with units), one column per
-    clip, then one ``<clip> − <first>`` column per other checkpoint when ``first`` is given.
-    """
-    df = metrics.T.astype(float)
-    df.columns = [str(c) for c in df.columns]
-    if first is not None and first in df.columns:
-        others = [c for c in df.columns if c != first and not c.endswith("(reference)")]
-        for c in others:
-            df[f"{c} − {first}"] = df[c] - df[first]
-        df.loc["mcd_db", [f"{c} − {first}" for c in others]] = math.nan  # already a distance to the first
-    df = df.rename(index=METRIC_LABELS).round(3)
-    return df.rename_axis("metric").reset_index()
-
-
-def pairs_for_display(pairwise: pd.DataFrame) -> pd.DataFrame:
-    """The pair table with worded column names."""
-    return pairwise.round(4).rename(columns=PAIR_LABELS)
-
-
-def differences_markdown(c: Comparison) -> str:
-    """What differs from the first checkpoint, one line per notable metric, in words."""
-    if len(c.clips) < 2:
-        return ""
-    first = c.clips[0].label
-    lines = []
-    for label, diffs in c.differences.items():
-        said = "; ".join(diffs) if diffs else "no notable difference in the measured metrics"
-        lines.append(f"- **{label}** vs {first}: {said}")
-    return f"**What differs from {first}** (the first checkpoint):\n" + "\n".join(lines)
-
-
-def verdict_markdown(c: Comparison) -> str:
-    """The exact-match verdict of the first two checkpoints, for people."""
-    if c.verdict is None:
-        return "Exact-match check needs two rendered clips."
-    a, b = c.clips[0].label, c.clips[1].label
-    lines = [f"Exact match, **{a} vs {b}: {c.verdict.describe()}**"]
-    if c.verdict_aligned is not None and c.verdict_aligned.verdict != "different":
-        lines.append(f"After undoing a delay: **{c.verdict_aligned.describe()}**")
-    if not c.aligned_difference:
-        da, db = c.clips[0].analysis.duration_s, c.clips[1].analysis.duration_s
-        lines.append(
-            f"No difference plot: the two are different audio ({da:.2f} s vs {db:.2f} s) that do not line up "
-            "sample by sample, so subtracting them would mean nothing; compare the spectra and metrics instead."
-        )
-    lines.append(
-        f"<span class='wb-muted'>identical = every sample equal; equal within tolerance = no sample differs by "
-        f"more than {c.verdict.atol:g} ({20 * math.log10(c.verdict.atol):.0f} dBFS)</span>"
-    )
-    verdict = "  \n".join(lines)
-    diffs = differences_markdown(c)
-    return f"{diffs}\n\n{verdict}" if diffs else verdict
-
-
-def status_markdown(ctx: AppContext, c: Comparison) -> str:
-    """What was compared, the link to it, and what failed to render."""
-    sel = c.selection
-    what = f"sentence `{sel.sentence}`" if sel.sentence else "custom text"
-    lines = [
-        f"Compared {len(c.clips)} clip(s) of reference `{sel.reference}`, {what}, take {sel.take}. "
-        f"Link to this comparison: [{sel.link()}]({sel.link()})"
-    ]
-    if c.failures:
-        lines += ["", "**Not rendered:**"] + [f"- {tidy_message(ctx, f)}" for f in c.failures]
-    flagged = [(label, a) for label, a in c.quality.items() if a.flagged]
-    if flagged:  # bad-take checks (workbench.quality); "Flagged takes" below regenerates them
-        lines += ["", "**Flagged takes** (quality checks; regenerate under *Flagged takes*):"]
-        lines += [f"- ⚠ {label}: {a.reasons}" for label, a in flagged]
-    if any(m.clip is not None and m.clip.is_demo for m in c.clips):
-        lines.append("")
-        lines.append("Clips marked **DEMO** are bundled stand-ins, not output of the checkpoints' models.")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- the view and the form
@@ -483,13 +370,7 @@ def _error(box: gr.Markdown, message: str) -> dict:
 
 def compare_outputs(ctx: AppContext, view: CompareView, c: Comparison) -> dict:
     """Widget values for a finished comparison, by component."""
-    entries: list[tuple[str, str, str]] = []
-    ref = ctx.catalog.reference(c.selection.reference)
-    ref_path = reference_audio_path(ref)
-    if c.reference is not None and ref_path is not None:  # a built-in voice has no recording to play
-        badge = "**DEMO** stand-in recording · " if reference_availability(ref).is_demo else "recording · "
-        entries.append((str(ref_path), f"{ref.id} · reference", badge + f"`{ref_path.name}`"))
-    entries += [(str(m.clip.path), player_label(m.clip), clip_caption(m.clip)) for m in c.clips if m.clip]
+    entries = player_entries(ctx.catalog, c)
     out: dict = {}
     for i, player in enumerate(view.players):
         if i < len(entries):
@@ -504,7 +385,7 @@ def compare_outputs(ctx: AppContext, view: CompareView, c: Comparison) -> dict:
     fig = c.figures
     checkpoints = list(dict.fromkeys(m.clip.request.checkpoint for m in c.clips if m.clip))
     return {
-        view.status: status_markdown(ctx, c),
+        view.status: status_markdown(c, functools.partial(tidy_message, ctx)),
         view.link_box: c.selection.link(),
         **out,
         view.verdict: verdict_markdown(c),
@@ -776,16 +657,12 @@ def enhancement_diff(
         return _error(view.enh_error, failure(ctx, "diff", e))
     plain, enhanced = d.plain.clip, d.enhanced.clip
     assert plain is not None and enhanced is not None  # rendered clips (only a reference has none)
-    caption = (
-        f"{clip_caption(enhanced)}  \nMCD between the two: {_fmt(d.mcd_db)} dB; "
-        "positive deltas mean the preset raised the metric."
-    )
     return {
         view.enh_plain: gr.update(value=str(plain.path), label=player_label(plain)),
         view.enh_enhanced: gr.update(value=str(enhanced.path), label=player_label(enhanced)),
-        view.enh_caption: caption,
+        view.enh_caption: enhancement_caption(d),
         view.enh_figure: str(d.figure),
-        view.enh_table: d.deltas.rename(index=DELTA_LABELS).round(3).rename_axis("metric").reset_index(),
+        view.enh_table: deltas_for_display(d),
         view.enh_files: [str(p) for p in d.files],
         view.enh_results: gr.update(visible=True),
         view.enh_error: gr.update(value="", visible=False),
