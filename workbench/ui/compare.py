@@ -30,6 +30,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..catalog import Catalog
 from ..catalog_live import LiveCatalog, add_prerendered
 from ..comparison import (  # noqa: F401 - compare_link and parse_link are this tab's public link API
     ALIGN_CHOICES,
@@ -344,7 +345,7 @@ class CompareInputs:
     retake: float | None = 0  # 0 or None: no retake
     align: str | None = "trimmed"  # a value of ALIGN_CHOICES
 
-    def selection(self, catalog) -> Selection:
+    def selection(self, catalog: Catalog) -> Selection:
         """The validated :class:`~workbench.comparison.Selection`; raises a :class:`WorkbenchError` naming the field."""
         side = list(self.side) if self.per_side else None
         return make_selection(
