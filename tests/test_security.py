@@ -228,6 +228,14 @@ def test_below_the_free_space_floor_serving_refuses_but_votes_work(site, monkeyp
             admin.trigger(admin.find(label=label, kind="button"))
 
 
+def test_every_quota_names_a_handler_of_the_app(site):
+    # the guard finds a handler's category by its name: a renamed handler would lose its quota
+    from workbench.ui.guard import QUOTAS
+
+    names = {getattr(fn, "name", None) for fn in site.demo.fns.values()}
+    assert set(QUOTAS) <= names, sorted(set(QUOTAS) - names)
+
+
 def test_gradio_temp_files_are_in_the_apps_own_private_folder(site):
     from workbench.ui.guard import temp_dir
 

@@ -72,9 +72,14 @@ QUOTAS = {
     "load_plan_file": "admin_plan",
     "open_test": "admin_render",
     "close_test": "admin_plan",
+    "archive_test": "admin_plan",
+    "delete_test": "admin_plan",
     "compare": "admin_render",
+    "compare_from_link": "admin_render",
     "enhancement_diff": "admin_render",
     "batch_render": "admin_render",
+    "regenerate_flagged": "admin_render",
+    "add_old_renders": "admin_render",  # a zip unpacks to up to 2 GB
 }
 #: categories refused below the free-space floor
 NEEDS_SPACE = {"start", "serve", "render", "admin_render"}
