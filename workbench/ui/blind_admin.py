@@ -250,7 +250,7 @@ def build(rater_test: gr.Dropdown) -> AdminView:
                 minimum=1,
                 elem_id="wb-admin-per-trial",
             )
-        with gr.Row():
+        with gr.Row(elem_id="wb-admin-options"):
             play_reference = gr.Checkbox(
                 label="Raters can play the reference", value=d.play_reference, elem_id="wb-admin-ref"
             )

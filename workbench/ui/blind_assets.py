@@ -1,4 +1,4 @@
-"""The rater page's style and script: one transport playing A, B and the reference.
+"""The Blind A/B tab's style and the rater page's script: one transport playing A, B and the reference.
 
 The player follows webMUSHRA's seamless switching: the page fetches a clip the first
 time the rater asks for it (so the server's fetch count means "asked to hear it"),
@@ -57,6 +57,8 @@ STYLE = """
 #wb-picker button {align-self: end; min-height: 42px;}
 #wb-done {text-align: center; padding: 2em 0;}
 #wb-instructions {max-width: 640px; margin: 0 auto;}
+/* the admin form's checkboxes: four on a line, two on a phone (Gradio lets them shrink to nothing) */
+#wb-admin-options .block {min-width: min(150px, 100%) !important;}
 @media (max-width: 640px) {
   #wb-blind .wb-keys {display: none;}
   #wb-blind .wb-src {min-height: 64px; font-size: 1.8rem;}
