@@ -225,6 +225,7 @@ def test_a_failing_command_reports_exit_status_and_the_last_stderr_lines(tmp_pat
     assert "problem line 8" in msg and "problem line 4" in msg and "problem line 3" not in msg
 
 
+@pytest.mark.slow  # waits for a subprocess timeout
 def test_a_hanging_command_is_stopped_at_its_timeout_with_its_children(tmp_path, voice):
     pidfile = tmp_path / "pids"
     cat = catalog_with(

@@ -80,6 +80,7 @@ def test_each_kind_of_broken_reference_is_an_error(demo_catalog_path, breaker, m
     assert problems[0].startswith("reference surya_1: references/surya_1.wav: ") and message in problems[0]
 
 
+@pytest.mark.slow  # reads every demo audio file
 def test_check_exits_1_and_names_every_unusable_file(demo_catalog_path):
     root = demo_catalog_path.parent
     break_silent(root / "demo" / "references" / "paul_2.flac")

@@ -201,6 +201,7 @@ def test_save_png_writes_a_png(tmp_path, clips):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a subprocess
 def test_plots_never_touch_pyplot(tmp_path):
     """Figures are plain Figure objects: no global pyplot state, no plt.show()."""
     code = (

@@ -78,6 +78,7 @@ def test_clipped_share_finds_flat_tops_even_after_loudness_normalisation():
     assert quality.clipped_share(normalised) > 0.05
 
 
+@pytest.mark.slow  # runs the DNSMOS model
 def test_dnsmos_scores_a_clean_clip_above_the_same_clip_with_noise(rng):
     y, sr = audio.load(ROOT / "demo" / "clips" / "feb1" / "surya_1" / "pangram.flac")
     noisy = np.clip(y + 0.03 * rng.standard_normal(len(y)).astype(np.float32), -1, 1)
@@ -217,6 +218,7 @@ def test_regenerate_from_a_flag_renders_the_next_take(tmp_path, tiny_xtts_dir, d
         quality.regenerate(demo_store, Renderer(demo_catalog), demo)
 
 
+@pytest.mark.slow  # runs the DNSMOS model on every clip
 def test_the_batch_manifest_flags_the_demo_broken_take(demo_catalog_path, tmp_path, capsys):
     import csv
 

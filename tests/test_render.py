@@ -331,6 +331,7 @@ def _manifest(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # renders the 96-clip demo matrix twice
 def test_cli_renders_the_full_demo_matrix_and_resumes(demo_catalog_path, tmp_path, capsys):
     out = tmp_path / "out"
     # quality estimates are tested in test_quality.py; 96 DNSMOS runs would only slow this down
@@ -345,6 +346,7 @@ def test_cli_renders_the_full_demo_matrix_and_resumes(demo_catalog_path, tmp_pat
     assert {r["from_cache"] for r in _manifest(out)} == {"True"}
 
 
+@pytest.mark.slow  # renders a whole matrix
 def test_cli_reports_unavailable_presets_per_item(demo_catalog_path, tmp_path, capsys):
     out = tmp_path / "out"
     code = cli(
@@ -460,6 +462,7 @@ def test_batch_panel_empty_selection_is_a_clear_error(demo_catalog, tmp_path):
         batch_render(_ctx(demo_catalog, tmp_path), [], ["paul_2"], ["pangram"], ["none"], 1, None, None)
 
 
+@pytest.mark.slow  # serves the app
 def test_batch_panel_through_the_served_app(demo_catalog, tmp_path):
     """The panel's events as a browser sends them: fill the choices, then render with progress."""
     import json

@@ -258,6 +258,7 @@ def test_cli_report(votes_csv, tmp_path, capsys):
     assert "no votes for test 't9'; tests with votes: t1, t2" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_report_as_a_module(votes_csv):
     import subprocess
     import sys
@@ -388,6 +389,7 @@ def test_odd_files_give_clear_reports(tmp_path, capsys):
     assert "more votes would settle" not in text
 
 
+@pytest.mark.slow  # a load test: 20,000 votes
 def test_twenty_thousand_votes_report(tmp_path, rng, capsys):
     raters = tuple(f"r{i}" for i in range(40))
     parts = [

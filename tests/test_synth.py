@@ -177,6 +177,7 @@ def test_unknown_builtin_speaker_lists_the_available_ones(backend, tiny_xtts_dir
         backend.say(ck(tiny_xtts_dir), Reference(id="x", builtin_speaker="Nobody"), TEXT, language="en", seed=1)
 
 
+@pytest.mark.slow  # loads an XTTS model
 def test_builtin_speaker_without_speakers_file(backend, tmp_path_factory):
     folder = build_tiny_xtts(tmp_path_factory.mktemp("nospk") / "m", seed=0, speakers=None)
     with pytest.raises(RenderError, match=r"needs speakers_xtts\.pth in .*use a recording"):

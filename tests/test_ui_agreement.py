@@ -33,6 +33,7 @@ def cast(store, n, *, a, b, sentence, choice, a_side="A", **kw):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # runs the DNSMOS model
 def test_agreement_of_dnsmos_with_the_votes(ctx):
     r = ctx.services.renderer
     from workbench.render import RenderRequest

@@ -32,6 +32,7 @@ def demo_ctx(demo_catalog) -> AppContext:
     return make_ctx(demo_catalog)
 
 
+@pytest.mark.slow  # runs the DNSMOS model
 def test_compare_shows_the_broken_demo_take_as_flagged_with_dnsmos(demo_ctx):
     with gr.Blocks():
         view = compare.build()

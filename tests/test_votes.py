@@ -356,6 +356,7 @@ def _writer(tmp_path, mode, path, rater, n) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # writer subprocesses
 def test_processes_append_without_interleaving(tmp_path):
     path = tmp_path / "v.csv"
     procs = [_writer(tmp_path, "plain", path, f"p{k}", 40) for k in range(4)]
@@ -369,6 +370,7 @@ def test_processes_append_without_interleaving(tmp_path):
     assert len(df) == 160 and set(df["vote_id"]) == acked
 
 
+@pytest.mark.slow  # writer subprocesses, killed
 def test_killed_writer_loses_nothing_acknowledged(tmp_path):
     """SIGKILL a writer at random points, twice mid-row: every acknowledged vote survives."""
     path = tmp_path / "v.csv"

@@ -239,6 +239,7 @@ def _jackknife_meat(e: np.ndarray, codes: np.ndarray, g: int) -> float:
     return float(np.sum((s / (1 - h)) ** 2))
 
 
+@lru_cache(maxsize=4096)  # pure, and planning asks for the same few (z, df) thousands of times
 def t_quantile_for(z_normal: float, df: int) -> float:
     """The t (``df``) quantile with the same upper-tail probability as the normal ``z_normal``."""
     if df < 1:
