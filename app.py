@@ -173,9 +173,9 @@ def launch_options(ctx) -> dict:
     from workbench.ui import CSS, blind
     from workbench.ui.guard import Guard, Limits, launch_kwargs
 
-    if "guard" not in ctx.extras:
-        ctx.extras["guard"] = Guard(ctx, ctx.limits, behind_tunnel=ctx.share)
-    guard = ctx.extras["guard"]
+    if ctx.state.guard is None:
+        ctx.state.guard = Guard(ctx, ctx.limits, behind_tunnel=ctx.share)
+    guard = ctx.state.guard
     options = {
         "auth": None,
         "auth_message": (

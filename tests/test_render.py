@@ -432,7 +432,7 @@ def test_batch_panel_cancel_skips_the_clips_not_yet_started(demo_catalog, tmp_pa
     assert answers == ["Cancelling: the clips being rendered now finish, the rest are skipped."]
     # pressed after the first clip: the second and third never start
     assert list(df.status) == ["ok", "failed", "failed"] and "Cancelled: 2 were not rendered" in summary
-    assert "cancelled before it was rendered" in df.error.iloc[2] and "batch_cancel" not in ctx.extras
+    assert "cancelled before it was rendered" in df.error.iloc[2] and ctx.state.batch_cancel is None
 
 
 def test_batch_panel_is_for_admins_only(demo_catalog, tmp_path):

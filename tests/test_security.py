@@ -36,7 +36,7 @@ def site(tmp_path_factory):
 
 
 def guard(site):
-    return site.ctx.extras["guard"]
+    return site.ctx.state.guard
 
 
 def http_from(address: str) -> httpx.Client:

@@ -455,7 +455,7 @@ def login_ctx(ctx, tmp_path_factory) -> AppContext:
         data_dir=ctx.data_dir,
         services=ctx.services,
         users=users,
-        extras=ctx.extras,
+        state=ctx.state,
     )
 
 

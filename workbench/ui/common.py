@@ -11,6 +11,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +28,36 @@ from ..services import Services, build_services
 from ..users import UserStore
 
 if TYPE_CHECKING:
-    from .guard import Limits  # guard imports this module
+    from .guard import Guard, Limits  # guard imports this module
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class UiState:
+    """What the tabs keep between events, for the life of the app (the services live in ``Services``).
+
+    Fields are set by the module named beside them; folders are made on first use.
+    """
+
+    guard: Guard | None = None  # app.launch_options: the middleware's state (logins, sessions, quotas)
+    temp_dir: Path | None = None  # guard.temp_dir: Gradio's cache and uploads for this data dir
+    catalog_watch: threading.Thread | None = None  # compare.watch_catalog: the one watcher thread
+    batch_cancel: threading.Event | None = None  # render_panel: the running batch's cancel switch
+    # compare: each browser session's comparison on screen (zoom redraws from it), most recent last
+    shown_comparisons: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    # results: summaries by (test, votes file state, include_admin), behind their lock
+    results_cache: OrderedDict[tuple, Any] = field(default_factory=OrderedDict)
+    results_lock: threading.Lock = field(default_factory=threading.Lock)
+    _folders: dict[str, tempfile.TemporaryDirectory] = field(default_factory=dict, repr=False)
+    _folders_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def folder(self, name: str) -> Path:
+        """A private temporary folder for ``name`` (``compare``, ``results``), made once, removed at exit."""
+        with self._folders_lock:
+            if name not in self._folders:
+                self._folders[name] = tempfile.TemporaryDirectory(prefix=f"workbench-{name}-")
+            return Path(self._folders[name].name)
 
 
 @dataclass
@@ -42,7 +72,7 @@ class AppContext:
     device: str = "auto"
     share: bool = False  # behind the share tunnel, client addresses come in X-Forwarded-For
     limits: Limits | None = None  # idle logout, free-disk floor; None: the defaults
-    extras: dict = field(default_factory=dict)  # per-tab UI state: caches, the guard, watcher threads
+    state: UiState = field(default_factory=UiState)  # what the tabs keep between events
 
     @classmethod
     def create(

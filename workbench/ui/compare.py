@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +108,7 @@ def sync_catalog(ctx: AppContext, *, force: bool = False) -> LiveCatalog:
 
 def watch_catalog(ctx: AppContext, interval_s: float = WATCH_INTERVAL_S) -> None:
     """Check the catalog files every ``interval_s`` in a daemon thread (once per app)."""
-    if ctx.extras.get("catalog_watch") is not None:
+    if ctx.state.catalog_watch is not None:
         return
 
     def loop() -> None:
@@ -121,7 +120,7 @@ def watch_catalog(ctx: AppContext, interval_s: float = WATCH_INTERVAL_S) -> None
                 log.exception("catalog watch failed")
 
     thread = threading.Thread(target=loop, name="catalog-watch", daemon=True)
-    ctx.extras["catalog_watch"] = thread
+    ctx.state.catalog_watch = thread
     thread.start()
 
 
@@ -153,10 +152,7 @@ def _progress(progress):
 
 def _output_dir(ctx: AppContext) -> Path:
     """A fresh folder for one comparison's downloads; folders older than an hour are removed."""
-    root = ctx.extras.get("compare_outputs")
-    if root is None:
-        root = ctx.extras.setdefault("compare_outputs", tempfile.TemporaryDirectory(prefix="workbench-compare-"))
-    base = Path(root.name)
+    base = ctx.state.folder("compare")
     now = time.time()
     for old in base.iterdir():
         try:
@@ -465,7 +461,7 @@ KEPT_COMPARISONS = 16
 
 def _remember(ctx: AppContext, request: gr.Request | None, c: Comparison) -> None:
     """Keep ``c`` as this session's comparison on screen (zooming redraws from it)."""
-    kept = ctx.extras.setdefault("shown_comparisons", OrderedDict())
+    kept = ctx.state.shown_comparisons
     key = getattr(request, "session_hash", None) or "local"
     kept[key] = c
     kept.move_to_end(key)
@@ -476,7 +472,7 @@ def _remember(ctx: AppContext, request: gr.Request | None, c: Comparison) -> Non
 def zoom_overlay(ctx: AppContext, t0: float | None, t1: float | None, request: gr.Request):
     """Redraw the overlay of this session's comparison for ``t0``..``t1`` s (both empty: everything)."""
     require_admin(ctx, request)
-    c = ctx.extras.get("shown_comparisons", {}).get(getattr(request, "session_hash", None) or "local")
+    c = ctx.state.shown_comparisons.get(getattr(request, "session_hash", None) or "local")
     if c is None:
         gr.Warning("Compare first; then zoom into its waveform overlay.")
         return gr.skip()

@@ -124,10 +124,10 @@ def temp_dir(ctx: AppContext) -> Path:
     under the data dir itself: every audio URL a rater gets contains this path, and the
     data dir's absolute path says where the server keeps its catalog.
     """
-    if "temp_dir" not in ctx.extras:
+    if ctx.state.temp_dir is None:
         key = hashlib.sha256(str(Path(ctx.data_dir).resolve()).encode()).hexdigest()[:16]
-        ctx.extras["temp_dir"] = Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / key
-    return ctx.extras["temp_dir"]
+        ctx.state.temp_dir = Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / key
+    return ctx.state.temp_dir
 
 
 def use_private_temp(ctx: AppContext) -> Path:

@@ -76,14 +76,14 @@ def batch_render(
     except WorkbenchError as e:
         raise show_error(e) from None
     # one batch at a time (concurrency_id "render"), so one cancel switch serves the app
-    cancel = ctx.extras["batch_cancel"] = threading.Event()
+    cancel = ctx.state.batch_cancel = threading.Event()
     try:
         results = get_renderer(ctx).render_many(
             reqs, progress=lambda frac, label: progress(frac, desc=label), cancel=cancel
         )
     finally:
-        if ctx.extras.get("batch_cancel") is cancel:
-            del ctx.extras["batch_cancel"]
+        if ctx.state.batch_cancel is cancel:
+            ctx.state.batch_cancel = None
     rows = [manifest_row(req, res) for req, res in zip(reqs, results, strict=True)]
     ok_clips = [r for r in results if isinstance(r, Clip)]
     flags = {a.key: a.reasons for a in assess_many(get_quality_store(ctx), ctx.catalog, ok_clips)}
@@ -101,7 +101,7 @@ def batch_render(
 def cancel_batch(ctx: AppContext, request: gr.Request) -> str:
     """Stop the running batch: clips being rendered now finish (one per worker), the rest are skipped."""
     require_admin(ctx, request)
-    cancel = ctx.extras.get("batch_cancel")
+    cancel = ctx.state.batch_cancel
     if cancel is None or cancel.is_set():
         return "No batch is running."
     cancel.set()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ def file_state(path: Path) -> tuple[int, int] | None:
 
 
 def _cache(ctx: AppContext) -> tuple[threading.Lock, OrderedDict]:
-    return ctx.extras.setdefault("results_cache", (threading.Lock(), OrderedDict()))
+    return ctx.state.results_lock, ctx.state.results_cache
 
 
 def summary_for(ctx: AppContext, test_id: str | None, include_admin: bool = False):
@@ -228,9 +227,8 @@ def on_download(ctx: AppContext, test_id: str | None, request: gr.Request, inclu
     require_admin(ctx, request)
     try:
         summary = summary_for(ctx, test_id, include_admin)
-        tmp = ctx.extras.setdefault("results_tmp", tempfile.TemporaryDirectory(prefix="wb-results-"))
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id or "all") or "all"
-        path = report.write_html(summary, Path(tmp.name) / f"results-{name}.html")
+        path = report.write_html(summary, ctx.state.folder("results") / f"results-{name}.html")
     except WorkbenchError as e:
         raise show_error(e) from None
     return gr.File(value=str(path), visible=True)
