@@ -34,7 +34,6 @@ from ..catalog import reference_audio_path
 from ..errors import VoteError, WorkbenchError
 from ..render import RenderRequest
 from ..services import Services
-from ..services import served_dir as _served_dir
 from ..votes import REASONS, BadVote, check_name
 from .blind_assets import PLAYER_HTML, PLAYER_JS, SLOT_TEMPLATE, STYLE, slot_js
 from .common import AppContext, bind, get_renderer, role_of, show_error, username
@@ -58,11 +57,6 @@ CHOICE_LABELS = {"A": "A is better", "B": "B is better", "none": "No preference"
 def services(ctx: AppContext) -> Services:
     """The app's services (votes, plans, served audio, renderer): ``ctx.services``."""
     return ctx.services
-
-
-def served_dir(ctx: AppContext) -> Path:
-    """Where anonymous copies of clips are written for browsers (delivered by :mod:`.blind_files`)."""
-    return _served_dir(ctx.data_dir)
 
 
 def _clip_path(ctx: AppContext, checkpoint: str, reference: str, sentence: str, preset: str, take: int) -> Path:
