@@ -332,6 +332,28 @@ def test_a_chain_renders_through_the_cache_and_reuses_its_steps(chain_catalog):
     assert r.plan(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp")).key != first.key
 
 
+def test_a_cluster_node_refuses_a_chain_whose_files_differ_from_the_heads(chain_catalog, tmp_path, monkeypatch):
+    from workbench.cluster import RenderWorker
+    from workbench.errors import ModelUnavailable
+    from workbench.render import Renderer, RenderRequest
+
+    plan = Renderer(load_catalog(chain_catalog)).plan(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp"))
+    node = RenderWorker.__new__(RenderWorker)  # the node's checks, without starting Ray
+    node.node, node.cache = "node-b (127.0.0.3)", tmp_path / "worker-cache"
+    here = tmp_path / "node"
+    here.mkdir()
+    monkeypatch.setenv("WORKBENCH_PATH_MAP", f"{chain_catalog.parent}={here}")  # the catalog folder lives here
+    with pytest.raises(ModelUnavailable, match=r"node node-b .* preset 'lp', step 1 \(python.*cannot read its files"):
+        node._localize(plan, None)
+    (here / "svc.pth").write_bytes(b"model v2")  # retrained on this node only
+    with pytest.raises(ModelUnavailable, match=r"step 1 \(python.*differ from the head's"):
+        node._localize(plan, None)
+    (here / "svc.pth").write_bytes(b"model v1")  # the head's copy
+    local = node._localize(plan, None)
+    assert local.preset.steps[0].files == (here / "svc.pth",) and local.preset.steps[0].cwd == here
+    assert local.key == plan.key and plan.preset.steps[0].files == (chain_catalog.parent / "svc.pth",)
+
+
 def test_a_failing_step_fails_its_clips_and_the_batch_goes_on(chain_catalog, tmp_path):
     from workbench.render import Renderer, expand_matrix, render_batch
 

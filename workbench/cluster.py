@@ -218,6 +218,10 @@ class RenderWorker:
                     "copy it from the head to the same path on this node"
                 )
             changes["preset"] = plan.preset.model_copy(update={"weights_dir": here})
+        if getattr(plan.preset, "steps", None) and "stand_in" not in plan.identity:
+            changes["preset"] = self._localize_chain(plan, pairs)
+        elif "enhancer_hash" in plan.identity and "preset" in changes:
+            self._check_files(plan, "enhancer weights", changes["preset"], {"weights": plan.identity["enhancer_hash"]})
         if plan.reference_file is not None and reference is not None:
             digest = hashlib.sha256(reference).hexdigest()
             local = self.cache / "references" / f"{digest}{Path(plan.reference_file).suffix}"
@@ -226,6 +230,54 @@ class RenderWorker:
                     f.write(reference)
             changes["reference_file"] = local
         return dataclasses.replace(plan, **changes) if changes else plan
+
+    def _localize_chain(self, plan: RenderPlan, pairs: list[tuple[str, str]]):
+        """The plan's chain with this node's paths, after checking each step's files are the head's.
+
+        The head's cache key holds a content hash of every file a step reads (enhancer
+        weights, a command's ``files``); a node whose copies differ would store other audio
+        under that key, so it refuses the item, naming the step.
+        """
+        from .catalog import CommandStep, ResembleEnhanceStep
+
+        preset = plan.preset
+        steps = []
+        for step in preset.steps or ():
+            if isinstance(step, ResembleEnhanceStep) and step.weights_dir is not None:
+                step = step.model_copy(update={"weights_dir": _local_path(step.weights_dir, pairs)})
+            elif isinstance(step, CommandStep):
+                argv = tuple(str(_local_path(Path(a), pairs)) if a.startswith("/") else a for a in step.argv)
+                files = tuple(_local_path(f, pairs) for f in step.files)
+                step = step.model_copy(update={"argv": argv, "files": files, "cwd": _local_path(step.cwd, pairs)})
+            steps.append(step)
+        head_chain = plan.identity["preset"]["chain"]
+        for i, (step, head) in enumerate(zip(steps, head_chain, strict=True), start=1):
+            expected = {k: head[k] for k in ("weights", "files") if k in head}
+            label = step.label if isinstance(step, CommandStep) else step.type
+            self._check_files(plan, f"step {i} ({label})", step, expected)
+        return preset.model_copy(update={"steps": tuple(steps)})
+
+    def _check_files(self, plan: RenderPlan, what: str, step, expected: dict) -> None:
+        """Refuse the item when the content hashes of ``step``'s files here are not ``expected`` (the head's)."""
+        from .enhance import step_fingerprint, weights_hash
+
+        if not expected:
+            return
+        try:
+            if "files" in expected:
+                here = {"files": step_fingerprint(step, seed=plan.seed)["files"]}
+            else:
+                here = {"weights": weights_hash(step.weights_dir)}
+        except (OSError, WorkbenchError) as e:
+            raise ModelUnavailable(
+                f"node {self.node}: preset {plan.preset.name!r}, {what}: cannot read its files here ({e}); copy "
+                "them from the head to the same path on this node, or set WORKBENCH_PATH_MAP"
+            ) from None
+        if here != expected:
+            raise ModelUnavailable(
+                f"node {self.node}: preset {plan.preset.name!r}, {what}: its files differ from the head's (content "
+                "hash); copy them from the head to this node so both render the same audio"
+            )
 
 
 class StatusBoard:
