@@ -592,13 +592,14 @@ def ranking_figure(summary, ax: Axes | None = None) -> Figure:
     _log_ticks(ax, np.concatenate([s, lo, hi]))
     mixed = r["kind"].nunique() > 1
     labels = [
-        f"{row.item}{'*' if row.preliminary else ''} (tier {row.tier}{', ' + row.kind if mixed else ''})"
+        f"{row.item}{'*' if row.preliminary else ''} (tier {row.tier}, these raters {row.tier_these}"
+        f"{', ' + row.kind if mixed else ''})"
         for row in r.itertuples(index=False)
     ]
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.6, len(r) - 0.4)
     ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% cluster-bootstrap interval")
-    ax.set_title("Ranking (not told apart within a tier; * preliminary)")
+    ax.set_title("Ranking: tier for raters in general, then for these raters (* preliminary)")
     return fig
 
 

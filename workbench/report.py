@@ -297,7 +297,8 @@ PAIR_SPEC: list[Column] = [
 RANKING_SPEC: list[Column] = [
     ("Kind", _col("kind")),
     ("Group", _col("group", fmt_int)),
-    ("Rank", _col("rank", fmt_int)),
+    ("Tier, raters in general", _col("tier", fmt_int)),
+    ("Tier, these raters", _col("tier_these", fmt_int)),
     ("Item", lambda r: f"{r.item}{' (preliminary)' if r.preliminary else ''}"),
     ("Strength", _col("strength", fmt_num)),
     ("95% CI", lambda r: _DASH if _missing(r.ci_low) else f"{r.ci_low:.2f}–{r.ci_high:.2f}"),
@@ -419,7 +420,8 @@ def report_tables(summary) -> list[Table]:
             f"Head to head without flagged raters ({', '.join(s.flagged)})",
             s.pairs_screened,
             PAIR_SPEC,
-            "The same analysis with the flagged raters' votes left out (see Raters for the rule).",
+            "The same analysis, in both scopes, with the flagged raters' votes left out (see Raters for the "
+            "rule); here 'these raters' are the raters who were not flagged.",
             _pair_links(s.pairs_screened),
         )
     add(
@@ -428,8 +430,11 @@ def report_tables(summary) -> list[Table]:
         s.ranking,
         RANKING_SPEC,
         f"Checkpoints and presets are ranked separately. Items sorted by the lower end of their strength interval "
-        f"({s.n_boot} two-way cluster-bootstrap resamples, seed {s.seed}); a new rank starts only where a settled "
-        f"verdict separates items, so equal ranks are not told apart. Groups: items never compared (directly or "
+        f"({s.n_boot} two-way cluster-bootstrap resamples, seed {s.seed}). Tiers, once per scope: a new tier starts "
+        f"only where every item above beats every item below with a settled verdict of that scope, so items of one "
+        f"tier are not told apart. 'Tier, raters in general' uses the verdicts for raters in general; 'Tier, these "
+        f"raters' the verdicts for these raters only: what the raters who voted prefer, not a claim about raters "
+        f"in general. Groups: items never compared (directly or "
         f"through others) are not ranked against each other. Preliminary: fewer than {stats.MIN_ITEM_VOTES} "
         "decisive votes.",
     )
@@ -562,7 +567,14 @@ def headline(summary) -> list[str]:
         if tiers:
             pre = " (* preliminary: few votes)" if "*" in tiers else ""
             lines.append(
-                f"Ranking of {kind}, best first (| separates tiers, ~ joins items not told apart): {tiers}{pre}."
+                f"Ranking of {kind}, best first, for raters in general (| separates tiers, ~ joins items not told "
+                f"apart): {tiers}{pre}."
+            )
+        these = s.tiers_these.get(kind, "")
+        if these:
+            lines.append(
+                f"Tiers of {kind} for these raters only ({_plural(len(s.raters), 'rater')}; what they prefer, "
+                f"not a claim about raters in general): {these}."
             )
     if s.flagged:
         rt = s.raters_table.set_index("rater")
@@ -572,17 +584,21 @@ def headline(summary) -> list[str]:
 
 
 def _screened_sentence(s) -> str:
+    """How the verdicts of each scope change without the flagged raters ("" when nobody is flagged)."""
     if s.pairs_screened is None:
         return ""
-    a = {(r.item_a, r.item_b): r.verdict for r in s.pairs.itertuples(index=False)}
-    b = {(r.item_a, r.item_b): r.verdict for r in s.pairs_screened.itertuples(index=False)}
-    changed = [
-        f"{x} vs {y}: {a.get((x, y), 'no votes')} -> {b.get((x, y), 'no votes')}"
-        for x, y in a
-        if a.get((x, y)) != b.get((x, y))
-    ]
+    changed = []
+    for scope, label in SCOPE_LABELS.items():
+        col = "verdict" if scope == "raters_in_general" else "verdict_these"
+        a = {(r.item_a, r.item_b): getattr(r, col) for r in s.pairs.itertuples(index=False)}
+        b = {(r.item_a, r.item_b): getattr(r, col) for r in s.pairs_screened.itertuples(index=False)}
+        changed += [
+            f"{x} vs {y} for {label}: {a.get((x, y), 'no votes')} -> {b.get((x, y), 'no votes')}"
+            for x, y in a
+            if a.get((x, y)) != b.get((x, y))
+        ]
     if not changed:
-        return "Without them every verdict is the same."
+        return "Without them every verdict is the same, for raters in general and for these raters only."
     return "Without them verdicts change: " + "; ".join(changed) + "."
 
 
@@ -731,7 +747,10 @@ def report_json(summary) -> dict:
     sequential ``p_seq`` and Holm ``p_adj``, the verdict interval and ``verdict`` (one of
     settled, not settled, planned target not reached), all for raters in general; the same
     for these raters only in the ``*_these`` fields; ``scope`` ("raters_in_general",
-    "these_raters" or null) the widest scope that is settled.
+    "these_raters" or null) the widest scope that is settled. Rankings: ``tier`` (= ``rank``)
+    for raters in general and ``tier_these`` for these raters only, per item; ``tiers`` and
+    ``tiers_these`` the same as one line per kind. ``pairs_without_flagged`` repeats the
+    pairs, both scopes, without the flagged raters.
     """
     s = summary
     return {
@@ -749,6 +768,7 @@ def report_json(summary) -> dict:
         "pairs": _records(s.pairs, _JSON_PAIR),
         "ranking": _records(s.ranking, stats.RANKING_COLUMNS),
         "tiers": s.tiers,
+        "tiers_these": s.tiers_these,
         "flagged_raters": [
             {"rater": r.rater, "flags": r.flags.split("; ")} for r in s.raters_table.itertuples() if r.flagged
         ],

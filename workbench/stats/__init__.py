@@ -32,6 +32,8 @@ from .analyses import (
     prepare,
     ranking,
     reason_table,
+    settled_beats,
+    tier_numbers,
     tiers_text,
 )
 from .planning import SamplePlan, planned_votes, progress_line, resolve_plan, target_from_plan

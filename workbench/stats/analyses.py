@@ -233,6 +233,7 @@ PAIR_COLUMNS = [
     "verdict_high_these",
     "verdict_these",
     "settled_these",
+    "leader_these",
     "scope",
     "min_raters",
     "example_reference",
@@ -334,7 +335,7 @@ def pair_table(
         :data:`VERDICTS`; ``leader`` the item ahead ("" when level). All of that is the
         "raters in general" scope. The columns ending ``_these`` repeat it for the
         "these raters" scope (raters fixed, clustered by clip only, its own target
-        ``target_these`` and its own Holm family); ``scope`` is the headline:
+        ``target_these``, its own Holm family and its own ``leader_these``); ``scope`` is the headline:
         "raters_in_general" when that verdict is settled, else "these_raters" when only
         that one is, else None; ``min_raters`` the fewest raters that could settle a pair
         for raters in general with the plan's clips.
@@ -366,7 +367,9 @@ def pair_table(
     out["comparisons"] = len(out)
     for scope in SCOPES:
         _decide(out, _SUFFIX[scope], alpha)
-    out["leader"] = np.where(out["win_rate"] > 0.5, out["item_a"], np.where(out["win_rate"] < 0.5, out["item_b"], ""))
+    for sfx in _SUFFIX.values():
+        rate = out[f"win_rate{sfx}"]
+        out[f"leader{sfx}"] = np.where(rate > 0.5, out["item_a"], np.where(rate < 0.5, out["item_b"], ""))
     # the headline scope: raters in general when that is settled; "these raters" only as a
     # labelled, narrower claim when it alone is settled (it never stands in for the other)
     out["scope"] = [
@@ -417,6 +420,7 @@ RANKING_COLUMNS = [
     "group",
     "tier",
     "rank",
+    "tier_these",
     "item",
     "strength",
     "ci_low",
@@ -446,6 +450,42 @@ def _components(items: list[str], pairs: pd.DataFrame) -> list[list[str]]:
     for it in items:
         groups.setdefault(find(it), []).append(it)
     return list(groups.values())
+
+
+def settled_beats(pairs: pd.DataFrame, scope: str = "raters_in_general") -> set[tuple[str, str]]:
+    """``(winner, loser)`` for every pair of ``pairs`` (:func:`pair_table`) settled in ``scope``.
+
+    Each scope reads only its own columns (``settled`` / ``leader``, or ``settled_these`` /
+    ``leader_these``): a verdict for these raters never stands in for one about raters
+    in general.
+    """
+    sfx = _SUFFIX[scope]
+    out = set()
+    for settled, leader, a, b in zip(
+        pairs[f"settled{sfx}"], pairs[f"leader{sfx}"], pairs["item_a"], pairs["item_b"], strict=True
+    ):
+        if settled and leader:
+            out.add((leader, b if leader == a else a))
+    return out
+
+
+def tier_numbers(sorted_items: list[str], beats: set[tuple[str, str]]) -> dict[str, int]:
+    """Tier of each item (1 = top) along ``sorted_items``, best first.
+
+    A tier boundary ("|") is drawn only where every item above it beats every item
+    below it with a settled verdict (``beats``, :func:`settled_beats`); a pair that never
+    met or is not settled keeps its two items in one tier, with everything sorted
+    between them. So "a ~ b | c" always means both a and b were shown to beat c, never
+    that b beats c because a does.
+    """
+    tiers: list[list[str]] = []
+    for it in sorted_items:
+        tiers.append([it])
+        # merge upwards until every item of the earlier tiers beats every item of the last one
+        while len(tiers) > 1 and not all((m, x) in beats for t in tiers[:-1] for m in t for x in tiers[-1]):
+            last = tiers.pop()
+            tiers[-1].extend(last)
+    return {it: k for k, t in enumerate(tiers, start=1) for it in t}
 
 
 def cluster_bootstrap_strengths(df: pd.DataFrame, items: list[str], *, n_boot: int, seed: int, prior: float):
@@ -497,21 +537,23 @@ def ranking(
     prior: float = 1.0,
     order: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Bradley-Terry rankings with tiers, one per kind (checkpoints, presets).
+    """Bradley-Terry rankings with tiers in both scopes, one ranking per kind (checkpoints, presets).
 
     Items are sorted by the lower bound of their strength interval (two-way cluster
-    bootstrap, :func:`cluster_bootstrap_strengths`). A new tier starts at the first
-    item that some item of the current tier beats with a settled verdict (``pairs``,
-    :func:`pair_table`); items no settled verdict separates share a tier and a rank.
-    Items linked by no chain of pairs that met are ranked in separate groups. Items with
-    fewer than :data:`MIN_ITEM_VOTES` decisive votes are ``preliminary``.
+    bootstrap, :func:`cluster_bootstrap_strengths`). Tiers come from the settled
+    verdicts of ``pairs`` (:func:`pair_table`), once per scope (:func:`tier_numbers`):
+    ``tier`` from the verdicts for raters in general, ``tier_these`` from the verdicts
+    for these raters only. Items linked by no chain of pairs that met are ranked in
+    separate groups. Items with fewer than :data:`MIN_ITEM_VOTES` decisive votes are
+    ``preliminary``.
 
     Returns
     -------
     DataFrame
-        Columns :data:`RANKING_COLUMNS`; ``rank`` is the tier number within the group
-        (equal for every item of a tier), ``strength`` has geometric mean 1 within the
-        group, ``ci_low..ci_high`` its bootstrap interval.
+        Columns :data:`RANKING_COLUMNS`; ``rank`` equals ``tier`` (the raters-in-general
+        tier within the group, equal for every item of a tier), ``tier_these`` the tier
+        for these raters only, ``strength`` has geometric mean 1 within the group,
+        ``ci_low..ci_high`` its bootstrap interval.
     """
     df = _prep(votes)
     df = df[df["counted"]]
@@ -525,7 +567,7 @@ def ranking(
         items = list(order or []) + [it for it in item_order(sub) if it not in (order or [])]
         items = [it for it in items if it in set(sub["item_a"]) | set(sub["item_b"])]
         kp = pairs[pairs["kind"] == kind]
-        beats = {(r.leader, r.item_b if r.leader == r.item_a else r.item_a) for r in kp.itertuples() if r.settled}
+        beats = {scope: settled_beats(kp, scope) for scope in SCOPES}
         for g, group in enumerate(_components(items, kp), start=1):
             gs = sub[sub["item_a"].isin(group) & sub["item_b"].isin(group)]
             idx = {it: i for i, it in enumerate(group)}
@@ -539,13 +581,10 @@ def ranking(
             hi = np.quantile(boot, 1 - q, axis=0) if len(boot) else np.full(len(group), np.nan)
             # sort by lower bound, then strength; exact ties keep no listing-order advantage (same rank below)
             sort = sorted(range(len(group)), key=lambda i: (-np.nan_to_num(lo[i], nan=-1), -s[i], group[i]))
-            tier = 1
-            members: list = []
+            sorted_items = [group[i] for i in sort]
+            tier = {scope: tier_numbers(sorted_items, beats[scope]) for scope in SCOPES}
             for i in sort:
                 it = group[i]
-                if members and any((m, it) in beats for m in members):
-                    tier, members = tier + 1, []
-                members.append(it)
                 mine = gs[(gs["item_a"] == it) | (gs["item_b"] == it)]
                 o = np.where(mine["item_a"] == it, mine["outcome"], 1 - mine["outcome"])
                 wins, losses, ties = int((o == 1).sum()), int((o == 0).sum()), int((o == 0.5).sum())
@@ -553,8 +592,9 @@ def ranking(
                     {
                         "kind": kind,
                         "group": g,
-                        "tier": tier,
-                        "rank": tier,
+                        "tier": tier["raters_in_general"][it],
+                        "rank": tier["raters_in_general"][it],
+                        "tier_these": tier["these_raters"][it],
                         "item": it,
                         "strength": float(s[i]),
                         "ci_low": float(lo[i]),
@@ -569,18 +609,20 @@ def ranking(
     return pd.DataFrame(rows, columns=RANKING_COLUMNS)
 
 
-def tiers_text(rank: pd.DataFrame, kind: str) -> str:
-    """Tiers as one line: "feb1 | apr27 ~ apr24".
+def tiers_text(rank: pd.DataFrame, kind: str, scope: str = "raters_in_general") -> str:
+    """Tiers of one scope as one line: "feb1 | apr27 ~ apr24".
 
     ``|`` separates tiers, ``~`` joins items of one tier, ``;`` separates groups never
-    compared; ``*`` marks a preliminary item.
+    compared; ``*`` marks a preliminary item. ``scope`` picks the column: ``tier``
+    (raters in general) or ``tier_these`` (these raters only).
     """
+    column = f"tier{_SUFFIX[scope]}"
     sub = rank[rank["kind"] == kind]
     parts = []
     for _, g in sub.groupby("group", sort=True):
         tiers = [
             " ~ ".join(f"{it}{'*' if pre else ''}" for it, pre in zip(t["item"], t["preliminary"], strict=True))
-            for _, t in g.groupby("tier", sort=True)
+            for _, t in g.groupby(column, sort=True)
         ]
         parts.append(" | ".join(tiers))
     return "; ".join(parts)

@@ -55,7 +55,8 @@ class Summary:
     pairs: pd.DataFrame  # pair_table
     pairs_screened: pd.DataFrame | None  # pair_table without flagged raters (None: nobody flagged)
     ranking: pd.DataFrame
-    tiers: dict  # kind -> tiers_text
+    tiers: dict  # kind -> tiers_text, raters in general
+    tiers_these: dict  # kind -> tiers_text, these raters only (what the raters who voted prefer)
     by_reference: pd.DataFrame
     by_sentence: pd.DataFrame
     by_rater: pd.DataFrame
@@ -166,6 +167,7 @@ def summarize(
         pairs_screened=screened,
         ranking=rank,
         tiers={k: tiers_text(rank, k) for k in kinds},
+        tiers_these={k: tiers_text(rank, k, "these_raters") for k in kinds},
         by_reference=breakdown(df, "reference", order=order),
         by_sentence=breakdown(df, "sentence", order=order),
         by_rater=breakdown(df, "rater", order=order),
