@@ -31,6 +31,11 @@ every trial rated by 2 of the 3 raters, 4 repeats and 4 identical-pair controls:
   clip clustering as planned: power at the scope's planned size.
 - (d') coverage of that scope's 95% interval for these raters' preference, in (c') and
   with strong clip, rater and rater-by-clip effects.
+- (e') tiers for these raters: three checkpoints A > B = C, these raters prefer A to B
+  and to C 70% and are level on B vs C (raters differ), each pair at the scope's planned
+  size for 3 pairs, through the report's own pair table and ranking: how often the tiers
+  put A above B (power), and how often they split B from C (a false split), with the
+  earlier tier rule on the same runs for contrast.
 - A documented fact, not a check: with strong *random* rater effects (s = 1, new raters
   each run) and no preference among raters in general, how often 3 raters' votes are
   "settled for these raters" (often: their own preferences are real, they are just not
@@ -368,6 +373,8 @@ def study_these_raters(*, runs: int = 1000, seed: int = 0) -> dict:
         pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters, scope=these
     )
     out["population_null_general"] = run_scenario(pop, runs=runs, seed=seed + 105, target=team_plan.votes_these_raters)
+    # (e') tiers for these raters: three checkpoints, A > B = C
+    out["these_ranking"] = run_ranking_these(runs=runs, seed=seed + 106)
     return out
 
 
@@ -411,6 +418,120 @@ def these_raters_rows(s: dict) -> list[dict]:
             "value": pt["looks"][0],
             "target": "high: why it is labelled",
             "passed": pg["looks"][1] <= 0.05,
+        },
+    ]
+
+
+def greedy_tiers(sorted_items: list[str], beats: set) -> dict[str, int]:
+    """The tier rule before both scopes had tiers, kept here only as a contrast: a new tier
+    started at the first item that *some* item of the current tier beats, so "a ~ b | c"
+    could appear when only a beats c.
+    """
+    tier, members, out = 1, [], {}
+    for it in sorted_items:
+        if members and any((m, it) in beats for m in members):
+            tier, members = tier + 1, []
+        members.append(it)
+        out[it] = tier
+    return out
+
+
+def three_item_votes(rng: np.random.Generator, n: int, betas: dict, effects):
+    """A vote table of three checkpoints A, B, C: ``n`` decisive votes per pair, 3 raters x 16 clips.
+
+    ``betas`` maps each pair (first, second) to its logit intercept; each pair has the fixed
+    rater effects ``effects`` and its own clip effects (s = :data:`SD_PLANNED`, the clustering
+    the plan assumes).
+    """
+    import pandas as pd
+
+    sc = Scenario(3, 16, 0.0, SD_PLANNED, 0.5, rater_effects=tuple(effects))
+    parts = []
+    for (a, b), beta in betas.items():
+        y, rater, clip = draw(rng, sc, n, beta)
+        side = np.where(rng.random(n) < 0.5, "A", "B")
+        other = np.where(side == "A", "B", "A")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "rater": [f"r{r}" for r in rater],
+                    "test_id": "three",
+                    "trial_id": [f"{a}{b}-{k}" for k in range(n)],
+                    "reference": [f"paul_{1 + c // 8}" for c in clip],
+                    "sentence_id": [f"s{c % 8}" for c in clip],
+                    "checkpoint_a": a,
+                    "checkpoint_b": b,
+                    "preset_a": "none",
+                    "preset_b": "none",
+                    "a_side": side,
+                    "choice": np.where(y == 1, side, other),
+                    "trial_kind": "test",
+                }
+            )
+        )
+    df = pd.concat(parts, ignore_index=True)
+    return df.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
+
+
+def run_ranking_these(*, runs: int, seed: int, n_boot: int = 100) -> dict:
+    """(e') tiers for these raters, through the report's own pair table and ranking.
+
+    3 raters x 16 clips, checkpoints A, B, C with A > B = C: these raters prefer A to B and
+    A to C 70% of the time, B vs C 50% (raters differ: fixed effects -0.5, 0, 0.5 in every
+    pair), each pair at the "these raters" planned size for 3 pairs and a smallest
+    preference of 70%. Shares of runs where the tiers put A above B (power), A above both,
+    and B and C in different tiers (a false split), next to the pairwise verdicts and the
+    earlier tier rule (:func:`greedy_tiers`) on the same runs.
+    """
+    from workbench.stats import SCOPES, pair_table, planning, ranking, settled_beats
+
+    rng = np.random.default_rng(seed)
+    beta = _beta_fixed(0.7, THESE_EFFECTS, SD_PLANNED, rng)
+    icc = vote_scale_icc(beta, SD_PLANNED, float(np.std(THESE_EFFECTS)), rng)
+    plan = planning.planned_votes(3, min_effect=0.7, n_raters=3, n_clips=16, icc_clip=icc)
+    n = plan.votes_these_raters
+    betas = {("A", "B"): beta, ("A", "C"): beta, ("B", "C"): 0.0}
+    keys = ("a_over_b", "a_top", "bc_split", "ab_settled", "bc_settled", "greedy_a_over_b", "greedy_bc_split")
+    hits = dict.fromkeys((*keys, "general_split"), 0)
+    for _ in range(runs):
+        df = three_item_votes(rng, n, betas, THESE_EFFECTS)
+        pairs = pair_table(df, order=["A", "B", "C"], target=plan)
+        rk = ranking(df, pairs=pairs, n_boot=n_boot, seed=int(rng.integers(2**31)), order=["A", "B", "C"])
+        tier = dict(zip(rk["item"], rk["tier_these"], strict=True))
+        p = pairs.set_index(["item_a", "item_b"])
+        hits["a_over_b"] += tier["A"] < tier["B"]
+        hits["a_top"] += tier["A"] < min(tier["B"], tier["C"])
+        hits["bc_split"] += tier["B"] != tier["C"]
+        hits["ab_settled"] += bool(p.at[("A", "B"), "settled_these"]) and p.at[("A", "B"), "leader_these"] == "A"
+        hits["bc_settled"] += bool(p.at[("B", "C"), "settled_these"])
+        greedy = greedy_tiers(list(rk["item"]), settled_beats(pairs, SCOPES[1]))
+        hits["greedy_a_over_b"] += greedy["A"] < greedy["B"]
+        hits["greedy_bc_split"] += greedy["B"] != greedy["C"]
+        hits["general_split"] += rk["tier"].nunique() > 1
+    out = {k: mc_share(v, runs) for k, v in hits.items()}
+    out["votes"] = n
+    return out
+
+
+def ranking_rows(e: dict) -> list[dict]:
+    """Bench rows of (e'): tiers for these raters (see :func:`run_ranking_these`)."""
+    return [
+        {
+            "name": f"these raters (e') tiers, A > B = C at 70%, 3x16, planned {e['votes']} votes per pair",
+            "figure": f"A above B {_fmt(e['a_over_b'])}; A above both {_fmt(e['a_top'])}; "
+            f"pair A-B settled {_fmt(e['ab_settled'])}; the earlier tier rule: {_fmt(e['greedy_a_over_b'])}",
+            "value": e["a_over_b"][0],
+            "target": "a fact: tiers need A-B and A-C settled",
+            "passed": True,
+        },
+        {
+            "name": "these raters (e') tiers split B and C (equal)",
+            "figure": f"{_fmt(e['bc_split'])}; pair B-C settled {_fmt(e['bc_settled'])}; the earlier tier rule "
+            f"(new tier where one item beats the next): {_fmt(e['greedy_bc_split'])}; tiers for raters in general "
+            f"ever split: {_fmt(e['general_split'])}",
+            "value": e["bc_split"][0],
+            "target": "<= 5%",
+            "passed": e["bc_split"][1] <= 0.05,
         },
     ]
 
@@ -497,6 +618,7 @@ def run(quick: bool = False) -> list[dict]:
         }
     )
     rows += these_raters_rows(s)
+    rows += ranking_rows(s["these_ranking"])
     wall, cpu = report_time(5_000 if quick else 20_000)
     rows.append(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from pathlib import Path
 
@@ -468,6 +469,24 @@ def test_every_output_agrees_on_one_file(votes_csv, tmp_path, capsys):
             assert shown_these in out and report.fmt_verdict_these(r) in out
     for line in t1["headline"]:
         assert line in text and line in md and html_escape(line) in page
+    # rankings: both scopes' tiers, per item and as one line, the same everywhere
+    assert t1["tiers"] == s.tiers and t1["tiers_these"] == s.tiers_these
+    for kind, these in s.tiers_these.items():
+        line = next(x for x in t1["headline"] if x.startswith(f"Tiers of {kind} for these raters only"))
+        assert line.endswith(f": {these}.") and "not a claim about raters in general" in line
+    ranking = {t.key: t for t in report.report_tables(s)}["ranking"].frame
+    assert [r["tier_these"] for r in t1["ranking"]] == list(s.ranking["tier_these"])
+    assert list(ranking["Tier, these raters"]) == [str(r["tier_these"]) for r in t1["ranking"]]
+    assert list(ranking["Tier, raters in general"]) == [str(r["tier"]) for r in t1["ranking"]]
+    html_rows = [
+        [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", page.split("<h2>Ranking", 1)[1].split("<h2>", 1)[0], re.S)
+    ]
+    assert [html.unescape(c) for row in html_rows for c in row] == list(ranking.values.ravel())
+    assert "Tier, these raters" in page
+    for row in ranking.values.tolist():
+        for out in (text, md):
+            assert re.search(r"\s*\|?\s*".join(map(re.escape, row)), out), row
     assert json.dumps(doc, allow_nan=False)
 
 
@@ -556,3 +575,43 @@ def test_few_raters_get_a_labelled_verdict_for_these_raters(rng, capsys, tmp_pat
     assert null.pairs.iloc[0].scope is None
     assert report.report_json(null)["pairs"][0]["scope"] is None
     assert report.fmt_scope(null.pairs.iloc[0].scope) == "—"
+
+
+def test_tiers_for_these_raters_are_labelled_and_screening_compares_both_scopes(rng):
+    """3 raters: feb1 above the other two for these raters only; the report never states it for raters in general."""
+    from tests.test_stats import three_checkpoints
+
+    df = three_checkpoints(rng, p_first=0.9)
+    # zed prefers slot A between identical clips: flagged, so the head to head is shown again without zed
+    controls = [
+        {**vote(9000 + i, a="feb1", b="feb1", rater="zed", a_side="A", choice="A"), "trial_kind": "control"}
+        for i in range(8)
+    ]
+    s = stats.summarize(pd.concat([df, pd.DataFrame(controls)], ignore_index=True), plan=96, n_boot=20)
+    assert s.flagged == ["zed"] and s.pairs_screened is not None
+    lines = report.headline(s)
+    general = next(x for x in lines if x.startswith("Ranking of checkpoints, best first, for raters in general"))
+    these = next(x for x in lines if x.startswith("Tiers of checkpoints for these raters only"))
+    assert "|" not in general.split("): ", 1)[1]  # 3 raters can never separate items for raters in general
+    assert "(what the raters who voted prefer, not a claim about raters in general): feb1 | " in these
+    table = {t.key: t for t in report.report_tables(s)}["ranking"]
+    assert "not a claim about raters in general" in table.note
+    rows = table.frame.set_index("Item")
+    assert rows.at["feb1", "Tier, these raters"] == "1" and rows.at["apr24", "Tier, these raters"] == "2"
+    assert set(rows["Tier, raters in general"]) == {"1"}
+    doc = report.report_json(s)
+    assert "|" not in doc["tiers"]["checkpoints"] and doc["tiers_these"]["checkpoints"].startswith("feb1 | ")
+    # without the flagged rater: both scopes compared, each named
+    flagged = next(x for x in lines if x.startswith("Flagged raters"))
+    assert "every verdict is the same, for raters in general and for these raters only" in flagged
+    changed = s.pairs.copy()
+    changed.loc[0, "verdict_these"] = "not settled"
+    s.pairs_screened = changed
+    r = s.pairs.iloc[0]
+    assert report._screened_sentence(s) == (
+        f"Without them verdicts change: {r.item_a} vs {r.item_b} for these raters only: settled -> not settled."
+    )
+    changed.loc[0, "verdict"] = "planned target not reached"
+    assert f"{r.item_a} vs {r.item_b} for raters in general: not settled -> planned target not reached; " in (
+        report._screened_sentence(s)
+    )

@@ -832,3 +832,84 @@ def test_these_raters_verdict_is_separate_and_labelled(rng):
     assert r.verdict_low_these > 0.5 and r.target_these == 120 and r.used_these == 120
     # one pair: Holm and the boundary as for the other scope
     assert r.p_adj_these == pytest.approx(r.p_seq_these) and r.verdict_confidence_these == pytest.approx(0.95)
+
+
+def three_checkpoints(rng: np.random.Generator, *, p_first: float, takes: int = 2) -> pd.DataFrame:
+    """feb1 vs apr24, feb1 vs apr27 (feb1 wins each with ``p_first``) and apr24 vs apr27 (level), from 3 raters
+    on 16 clips (paul_1, paul_2 x 8 sentences), ``takes`` votes per rater, clip and pair: 96 votes per pair by default.
+    """
+    rows, n = [], 0
+    for a, b, p in (("feb1", "apr24", p_first), ("feb1", "apr27", p_first), ("apr24", "apr27", 0.5)):
+        for c in range(16):
+            for rater in ("ann", "bob", "cy"):
+                for _ in range(takes):
+                    side = "AB"[n % 2]
+                    other = "B" if side == "A" else "A"
+                    where = {"reference": f"paul_{1 + c // 8}", "sentence": f"s{c % 8}"}
+                    choice = side if rng.random() < p else other
+                    rows.append(vote(n, a=a, b=b, rater=rater, a_side=side, choice=choice, **where))
+                    n += 1
+    return vote_rows(rows)
+
+
+def test_tier_numbers_draw_a_boundary_only_where_every_item_above_beats_every_item_below():
+    order = ["a", "b", "c"]
+    assert stats.tier_numbers(order, set()) == {"a": 1, "b": 1, "c": 1}
+    assert stats.tier_numbers([], set()) == {}
+    # a beats c, nobody beats b: "a ~ b ~ c", not "a ~ b | c" (that would claim b beats c)
+    assert stats.tier_numbers(order, {("a", "c")}) == {"a": 1, "b": 1, "c": 1}
+    # a beats both: "a | b ~ c"
+    assert stats.tier_numbers(order, {("a", "b"), ("a", "c")}) == {"a": 1, "b": 2, "c": 2}
+    # every pair settled in sort order: three tiers
+    assert stats.tier_numbers(order, {("a", "b"), ("a", "c"), ("b", "c")}) == {"a": 1, "b": 2, "c": 3}
+    # a beats b, b beats c, a vs c never settled (or never met): no boundary can hold
+    assert stats.tier_numbers(order, {("a", "b"), ("b", "c")}) == {"a": 1, "b": 1, "c": 1}
+    # a win against the sort order draws no boundary
+    assert stats.tier_numbers(order, {("b", "a"), ("c", "a")}) == {"a": 1, "b": 1, "c": 1}
+    # four items: a and b both beat c and d, c vs d level: "a ~ b | c ~ d"
+    four = {(x, y) for x in "ab" for y in "cd"}
+    assert stats.tier_numbers(["a", "b", "c", "d"], four) == {"a": 1, "b": 1, "c": 2, "d": 2}
+
+
+def test_settled_beats_reads_only_its_own_scope():
+    pairs = pd.DataFrame(
+        {
+            "item_a": ["x", "x", "y"],
+            "item_b": ["y", "z", "z"],
+            "settled": [True, False, False],
+            "leader": ["y", "x", ""],
+            "settled_these": [True, True, False],
+            "leader_these": ["y", "x", "y"],
+        }
+    )
+    assert stats.settled_beats(pairs) == {("y", "x")}
+    assert stats.settled_beats(pairs, "these_raters") == {("y", "x"), ("x", "z")}
+    with pytest.raises(KeyError):
+        stats.settled_beats(pairs, "everyone")
+
+
+def test_ranking_has_tiers_for_each_scope(rng):
+    # 3 raters: feb1 beats both others for these raters; nothing can be said for raters in general
+    df = three_checkpoints(rng, p_first=0.9)
+    pairs = stats.pair_table(df, target=96)
+    p = pairs.set_index(["item_a", "item_b"])
+    assert not pairs["settled"].any()
+    assert p.at[("feb1", "apr24"), "settled_these"] and p.at[("feb1", "apr27"), "settled_these"]
+    assert not p.at[("apr24", "apr27"), "settled_these"]
+    assert (pairs["leader_these"].iloc[:2] == "feb1").all()
+    rk = stats.ranking(df, pairs=pairs, n_boot=50).set_index("item")
+    assert (rk["tier"] == 1).all() and (rk["rank"] == rk["tier"]).all()
+    assert rk.at["feb1", "tier_these"] == 1 and rk.at["apr24", "tier_these"] == rk.at["apr27", "tier_these"] == 2
+    assert "|" not in stats.tiers_text(rk.reset_index(), "checkpoints")
+    these = stats.tiers_text(rk.reset_index(), "checkpoints", "these_raters")
+    assert these.startswith("feb1 | ") and these.count("|") == 1 and these.count("~") == 1
+    # the summary carries both lines; verdicts settled only for these raters never move the other tier
+    s = stats.summarize(df, plan=96, n_boot=50)
+    assert "|" not in s.tiers["checkpoints"] and s.tiers_these["checkpoints"] == these
+    # the sort stays by lower bound, whatever the scope
+    lo = rk["ci_low"].loc[list(stats.ranking(df, pairs=pairs, n_boot=50)["item"])]
+    assert lo.is_monotonic_decreasing
+    # no preference at all: one tier in both scopes
+    level = three_checkpoints(np.random.default_rng(4), p_first=0.5)
+    flat = stats.ranking(level, pairs=stats.pair_table(level, target=96), n_boot=50)
+    assert (flat["tier"] == 1).all() and (flat["tier_these"] == 1).all()

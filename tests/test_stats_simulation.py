@@ -48,3 +48,22 @@ def test_these_raters_scope_simulation_study():
     # general it fires far more often than 5%, while the raters-in-general verdict stays within 5%
     assert s["population_null_these"]["looks"][0] > 0.1
     assert s["population_null_general"]["looks"][1] <= 0.05
+
+
+@pytest.mark.slow
+def test_these_raters_tiers_simulation():
+    """(e') Tiers for these raters: A > B = C (A vs B and A vs C at 70%, B vs C level), 3 raters x 16 clips,
+    each pair at the scope's planned size, through the report's pair table and ranking.
+    """
+    e = bv.run_ranking_these(runs=200, seed=3)
+    # the pairwise verdict reaches its planned power
+    assert e["ab_settled"][2] >= 0.8
+    # a tier boundary needs settled verdicts: A above B only when A-B (and A-C) are settled,
+    # so the ranking's power is below the pair's, but far from nothing
+    assert e["a_over_b"][0] <= e["ab_settled"][0] and e["a_over_b"][0] > 0.5
+    # equal items are rarely split: no more often than a false settled B-C verdict allows
+    assert e["bc_split"][1] <= 0.05 and e["bc_split"][0] <= e["bc_settled"][0]
+    # the earlier rule (a new tier where one item of the tier beats the next) split them far more often
+    assert e["greedy_bc_split"][0] > 0.1
+    # 3 raters never separate anything for raters in general
+    assert e["general_split"][0] == 0.0

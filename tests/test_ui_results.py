@@ -178,6 +178,8 @@ def test_tab_and_cli_agree_on_every_number(served, capsys):
     for test_id in ("t1", ""):
         out = results.on_select(served.ctx, test_id, req(ADMIN[0]))
         shown = cells("".join(out[7:11]))
+        # the ranking shows both scopes' tiers, each labelled
+        assert "<th>Tier, raters in general</th>" in out[7] and "<th>Tier, these raters</th>" in out[7]
         assert main(["report", str(served.votes), *(["--test", test_id] if test_id else [])]) == 0
         printed = capsys.readouterr().out
         summary = report.build_summary(served.votes, test_id or None)

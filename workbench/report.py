@@ -573,8 +573,8 @@ def headline(summary) -> list[str]:
         these = s.tiers_these.get(kind, "")
         if these:
             lines.append(
-                f"Tiers of {kind} for these raters only ({_plural(len(s.raters), 'rater')}; what they prefer, "
-                f"not a claim about raters in general): {these}."
+                f"Tiers of {kind} for these raters only (what the raters who voted prefer, not a claim about "
+                f"raters in general): {these}."
             )
     if s.flagged:
         rt = s.raters_table.set_index("rater")
