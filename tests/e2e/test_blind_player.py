@@ -2,11 +2,12 @@
 
 - At 1440x900: an invite link opens the page with its test picked; instructions come
   before trial 1; the question, sentence text and a Reference button are shown when the
-  plan allows them; a mouse click on A then the B key switches sources at the same
+  plan allows them; the whole trial (question to vote buttons) is on screen without
+  scrolling, before and after a vote; a mouse click on A then the B key switches sources at the same
   position in the clip (within 50 ms); keys vote after mouse clicks.
 - At 390x844 (a phone): no key hints, the Reference button is absent when the plan does
   not allow it, reason tags sit above the vote buttons, nothing is wider than the screen,
-  and "Saved" is on screen after tapping a vote.
+  and "Saved", the transport and the vote buttons are on screen after tapping a vote.
 
 Screenshots go to ``test-artifacts/blind/`` (looked at when the page changes).
 """
@@ -58,6 +59,19 @@ def wait_playing(page, slot: str, after: float = 0.0) -> None:
     )
 
 
+VOTES = ("#wb-vote-a", "#wb-vote-b", "#wb-vote-none")
+#: what a rater needs to answer a trial, top to bottom
+TRIAL_PARTS = ("#wb-question", "#wb-play-a", "#wb-play-b", "#wb-toggle", "#wb-reasons", "#wb-comment", *VOTES)
+
+
+def assert_in_view(page, selectors, height: int) -> None:
+    """Each element's box lies inside the viewport (``height`` px tall) as the page is scrolled now."""
+    for sel in selectors:
+        box = page.locator(sel).bounding_box()
+        assert box is not None, f"{sel} is not shown"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"{sel} is outside the screen: {box}"
+
+
 def begin(page) -> None:
     page.locator("#wb-start").click()
     expect(page.locator("#wb-instructions")).to_be_visible(timeout=30_000)
@@ -80,6 +94,9 @@ def test_rater_page_on_a_desktop(page, auth_app):
     expect(page.locator("#wb-text")).to_contain_text(re.compile("Surya and Paul|quick brown fox"))
     expect(page.locator("#wb-play-ref")).to_be_visible()
     assert page.locator("#wb-vote-a").is_disabled()
+    # the whole trial fits the screen: a mouse user reaches the votes without scrolling
+    assert page.evaluate("() => window.scrollY") == 0
+    assert_in_view(page, (*TRIAL_PARTS, "#wb-text", "#wb-play-ref"), 900)
 
     # the reference plays on its own
     page.locator("#wb-play-ref").click()
@@ -117,6 +134,8 @@ def test_rater_page_on_a_desktop(page, auth_app):
     page.wait_for_function(  # a new trial starts from the top, nothing playing
         "() => { const s = window.__wbPlayer.state(); return s.position === 0 && !s.playing && !s.active; }"
     )
+    assert page.evaluate("() => window.scrollY") == 0  # nothing moved: "Saved" and the next trial fit
+    assert_in_view(page, ("#wb-status", "#wb-change", *TRIAL_PARTS), 900)
     page.screenshot(path=str(SHOTS / "desktop-3-saved.png"))
 
 
@@ -146,10 +165,8 @@ def test_rater_page_on_a_phone(page, auth_app):
     expect(status).to_contain_text("Saved", timeout=15_000)
     expect(page.locator("#wb-progress")).to_contain_text("Trial 2 /", timeout=30_000)
     page.wait_for_timeout(300)
-    box = status.bounding_box()
-    assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box  # "Saved" in view with the next trial
-    player = page.locator("#wb-play-a").bounding_box()
-    assert player["y"] + player["height"] <= 844  # and the next trial's A button too
+    # "Saved" in view with the next trial's transport and vote buttons
+    assert_in_view(page, ("#wb-status", "#wb-play-a", "#wb-play-b", "#wb-toggle", *VOTES), 844)
     assert not page.locator("#wb-picker").is_visible()  # the test picker is out of the way while rating
     page.screenshot(path=str(SHOTS / "phone-3-saved.png"))
 

@@ -218,7 +218,7 @@ ROOT_ID = "wb-blind"
 
 def build() -> RaterView:
     """Lay out the rater page inside the current column (nothing secret in it; nothing connected yet)."""
-    gr.HTML("", head=STYLE, js_on_load=PLAYER_JS, container=False, padding=False)
+    gr.HTML("", head=STYLE, js_on_load=PLAYER_JS, container=False, padding=False, elem_id="wb-style")
     session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
     saved_name = gr.BrowserState("", storage_key="wb-rater-name")
     with gr.Row(elem_id="wb-picker") as picker:
@@ -257,17 +257,23 @@ def build() -> RaterView:
         ref = gr.HTML("", elem_id="wb-ref", visible=False, js_on_load=None, **holder)
         gr.HTML(PLAYER_HTML, elem_id="wb-player", container=False, padding=False, js_on_load=None)
         gate = gr.Markdown(GATE_LOCKED, elem_classes="wb-gate", elem_id="wb-gate")
-        reasons = gr.CheckboxGroup(
-            list(REASONS), label="What made the difference? (optional, tick before voting)", elem_id="wb-reasons"
-        )
-        comment = gr.Textbox(
-            label="Comment (optional)",
-            placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
-            lines=1,
-            max_lines=4,
-            max_length=2000,
-            elem_id="wb-comment",
-        )
+        # reasons beside the comment (stacked on a phone), both above the vote buttons: tick, then vote
+        with gr.Row(elem_id="wb-why", equal_height=True):
+            reasons = gr.CheckboxGroup(
+                list(REASONS),
+                label="What made the difference? (optional, tick before voting)",
+                elem_id="wb-reasons",
+                scale=3,
+            )
+            comment = gr.Textbox(
+                label="Comment (optional)",
+                placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
+                lines=1,
+                max_lines=4,
+                max_length=2000,
+                elem_id="wb-comment",
+                scale=2,
+            )
         with gr.Row(elem_id="wb-votes"):
             vote_a = gr.Button("A is better", elem_id="wb-vote-a", interactive=False, size="lg")
             vote_none = gr.Button("No preference", elem_id="wb-vote-none", interactive=False, size="lg")

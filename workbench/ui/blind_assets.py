@@ -19,20 +19,25 @@ from __future__ import annotations
 
 STYLE = """
 <style>
-#wb-blind {max-width: 980px; margin: 0 auto;}
-#wb-blind .wb-progress {margin: 4px 0 6px;}
-#wb-blind .wb-progress-row {display: flex; justify-content: space-between; gap: 1em; font-size: 1.05rem;
-  margin-bottom: 6px;}
+/* One trial fits a 1440x900 screen without scrolling (question, transport, reasons, comment,
+   votes) and, on a 390x844 phone, "Saved", the transport and the votes fit together: hence
+   the tight gaps, the unpadded HTML blocks and the reasons beside the comment. */
+#wb-blind {max-width: 980px; margin: 0 auto; gap: 10px;}
+#wb-style {display: none !important;}  /* holds only the style and the script: no empty gap */
+#wb-trial {gap: 8px;}
+#wb-trial .html-container {padding: 0 !important;}
+#wb-blind .wb-progress {margin: 0;}
+#wb-blind .wb-progress-row {display: flex; justify-content: space-between; gap: 1em; margin-bottom: 4px;}
 #wb-blind .wb-progress-title {opacity: .75;}
-#wb-blind .wb-bar {height: 8px; border-radius: 4px; background: var(--neutral-200, #e5e7eb); overflow: hidden;}
+#wb-blind .wb-bar {height: 6px; border-radius: 3px; background: var(--neutral-200, #e5e7eb); overflow: hidden;}
 #wb-blind .wb-bar > div {height: 100%; background: var(--color-accent, #f97316); transition: width .3s;}
-#wb-question-text {font-size: 1.35rem; font-weight: 600; text-align: center; margin: 2px 0;}
+#wb-question-text {font-size: 1.3rem; font-weight: 600; text-align: center; margin: 4px 0 0; line-height: 1.3;}
 #wb-text {text-align: center; font-style: italic; opacity: .85;}
 #wb-blind .wb-hidden {display: none !important;}
-#wb-blind .wb-player {display: flex; flex-direction: column; gap: 10px; padding: 10px;
+#wb-blind .wb-player {display: flex; flex-direction: column; gap: 8px; padding: 10px;
   border: 1px solid var(--border-color-primary, #e5e7eb); border-radius: 10px;}
 #wb-blind .wb-sources {display: flex; gap: 10px; justify-content: center;}
-#wb-blind .wb-src {flex: 1 1 0; max-width: 260px; min-height: 72px; font-size: 2.2rem; font-weight: 700;
+#wb-blind .wb-src {flex: 1 1 0; max-width: 260px; min-height: 60px; font-size: 2rem; font-weight: 700;
   border-radius: 10px; border: 2px solid var(--border-color-primary, #d1d5db);
   background: var(--background-fill-secondary, #f9fafb); color: inherit; cursor: pointer;}
 #wb-blind .wb-src.wb-ref {font-size: 1.05rem; font-weight: 600; max-width: 150px;}
@@ -47,12 +52,17 @@ STYLE = """
   cursor: pointer; overflow: hidden;}
 #wb-blind .wb-seek > div {height: 100%; width: 0; background: var(--color-accent, #f97316);}
 #wb-blind .wb-time {font-variant-numeric: tabular-nums; min-width: 8.5em; text-align: right;}
+#wb-blind .wb-keys {font-size: .9rem; opacity: .8;}
 #wb-blind .wb-player-msg {color: var(--error-text-color, #b91c1c); min-height: 0;}
-#wb-vote-a, #wb-vote-b, #wb-vote-none {min-height: 60px; font-size: 1.15rem;}
+#wb-blind .wb-player-msg:empty {display: none;}
+/* reason tags as compact chips */
+#wb-reasons .wrap {gap: 6px;}
+#wb-reasons label {padding: 4px 10px !important;}
+#wb-vote-a, #wb-vote-b, #wb-vote-none {min-height: 54px; font-size: 1.15rem;}
 #wb-blind kbd {border: 1px solid var(--neutral-300, #ccc); border-bottom-width: 2px; border-radius: 4px;
   padding: 0 .35em; font-size: .9em;}
-#wb-blind .wb-gate {text-align: center; min-height: 1.6em;}
-#wb-blind .wb-status {min-height: 1.6em; align-self: center;}
+#wb-blind .wb-gate {text-align: center; min-height: 1.5em;}
+#wb-blind .wb-status {min-height: 1.5em; align-self: center;}
 #wb-picker {align-items: end;}
 #wb-picker button {align-self: end; min-height: 42px;}
 #wb-done {text-align: center; padding: 2em 0;}
@@ -61,15 +71,19 @@ STYLE = """
 #wb-admin-options .block {min-width: min(150px, 100%) !important;}
 @media (max-width: 640px) {
   #wb-blind .wb-keys {display: none;}
-  #wb-blind .wb-src {min-height: 64px; font-size: 1.8rem;}
+  #wb-blind .wb-player {padding: 8px; gap: 6px;}
+  #wb-blind .wb-src {min-height: 52px; font-size: 1.7rem;}
   #wb-blind .wb-time {min-width: 0; font-size: .85rem;}
-  #wb-question-text {font-size: 1.15rem;}
+  #wb-question-text {font-size: 1.12rem;}
+  #wb-blind .wb-progress-row {font-size: .9rem;}
+  #wb-why .form {flex-direction: column;}  /* Gradio puts both in one form block: stack them */
+  #wb-reasons label {padding: 2px 8px !important; font-size: .9rem;}
   #wb-votes {display: grid !important; grid-template-columns: 1fr 1fr; gap: 8px;}
   #wb-votes > * {min-width: 0 !important;}
-  #wb-vote-none {grid-column: 1 / span 2; order: 3; min-height: 44px;}
-  #wb-vote-a, #wb-vote-b {min-height: 52px;}
+  #wb-vote-none {grid-column: 1 / span 2; order: 3; min-height: 40px;}
+  #wb-vote-a, #wb-vote-b {min-height: 50px;}
   #wb-after {flex-wrap: wrap;}
-  #wb-after > * {flex: 1 1 100% !important; min-width: 0 !important;}
+  #wb-after > *, #wb-why .form > * {flex: 1 1 auto !important; min-width: 0 !important; width: 100%;}
 }
 </style>
 """
@@ -140,8 +154,14 @@ if (!window.__wbBlind) {
     Object.assign(P, {urls: now, buf: {}, pending: {}, active: null, playing: false, offset: 0, heard: {},
       error: ''});
     P.render();
-    const top = byId('wb-after');
-    if (next && top && top.getBoundingClientRect().top < 0) window.scrollBy(0, top.getBoundingClientRect().top - 12);
+    // the next trial: bring "Saved" to the top when it is above the screen or the vote buttons are
+    // below it (a phone), so the message, the transport and the votes are all in view
+    const top = byId('wb-after'), votes = byId('wb-votes');
+    if (next && top) {
+      const y = top.getBoundingClientRect().top;
+      const low = !!votes && votes.getBoundingClientRect().bottom > window.innerHeight;
+      if (y < 0 || (low && y > 12)) window.scrollBy(0, y - 12);
+    }
   };
   P.load = (s) => {
     if (P.buf[s]) return Promise.resolve(P.buf[s]);
