@@ -576,7 +576,7 @@ def verdict_figure(summary, ax: Axes | None = None) -> Figure:
 def ranking_figure(summary, ax: Axes | None = None) -> Figure:
     """Bradley-Terry strengths (log scale) with cluster-bootstrap intervals, tiers top down."""
     r = summary.ranking
-    fig, ax = _ax_or_new(ax, 7, 1.2 + 0.55 * max(1, len(r)))
+    fig, ax = _ax_or_new(ax, 7, 1.5 + 0.7 * max(1, len(r)))
     if r.empty:
         _no_data(ax)
         return fig
@@ -592,14 +592,14 @@ def ranking_figure(summary, ax: Axes | None = None) -> Figure:
     _log_ticks(ax, np.concatenate([s, lo, hi]))
     mixed = r["kind"].nunique() > 1
     labels = [
-        f"{row.item}{'*' if row.preliminary else ''} (tier {row.tier}, these raters {row.tier_these}"
-        f"{', ' + row.kind if mixed else ''})"
+        f"{row.item}{'*' if row.preliminary else ''}{' (' + row.kind + ')' if mixed else ''}\n"
+        f"tier {row.tier}; these raters: {row.tier_these}"
         for row in r.itertuples(index=False)
     ]
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.6, len(r) - 0.4)
-    ax.set_xlabel("Bradley-Terry strength (geometric mean 1), 95% cluster-bootstrap interval")
-    ax.set_title("Ranking: tier for raters in general, then for these raters (* preliminary)")
+    ax.set_xlabel("Bradley-Terry strength (geometric mean 1)\n95% cluster-bootstrap interval")
+    ax.set_title("Ranking, best first (* preliminary)")
     return fig
 
 
