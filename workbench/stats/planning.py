@@ -121,7 +121,9 @@ class SamplePlan:
 
     def describe(self) -> str:
         """One sentence: what the target is and where it comes from."""
-        origin = "recorded in the plan" if self.source == "plan" else "computed from defaults, as no target was recorded"
+        origin = (
+            "recorded in the plan" if self.source == "plan" else "computed from defaults, as no target was recorded"
+        )
         these = self.describe_these_raters()
         if self.votes_per_pair is None:
             these = "" if "for these raters only" in self.note else f" {these}"
