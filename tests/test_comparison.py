@@ -93,3 +93,27 @@ def test_one_checkpoint_against_another_take_of_itself(demo_catalog, comparer, t
     assert sel.labels() == ["feb1 take 1", "feb1 take 2"]
     c = comparer.compare(sel, out_dir=tmp_path / "out")
     assert [m.clip.request.take for m in c.clips] == [1, 2]
+
+
+def test_a_phone_gets_narrow_figures_and_zooming_keeps_them(demo_catalog, comparer, tmp_path):
+    from PIL import Image
+
+    from workbench import plots
+
+    sel = make_selection(demo_catalog, "paul_2", "question", None, ["apr27", "apr24"], "none")
+    c = comparer.compare(sel, out_dir=tmp_path / "out", narrow=True)
+    assert c.narrow and set(c.figures) >= {"overlay", "spectrum", "spectrograms", "pitch", "energy"}
+    for name, png in c.figures.items():
+        assert png.name.endswith(f"_{name}_phone.png"), png
+        with Image.open(png) as im:  # 4.2 inches at 200 dpi
+            assert im.width == round(plots.NARROW_IN * plots.NARROW_DPI), (name, im.size)
+            assert im.height > im.width * 0.7, (name, im.size)
+    zoomed = comparer.zoom(c, 0.5, 1.5, out_dir=tmp_path / "out")
+    assert zoomed.name.endswith("_phone.png")
+    with Image.open(zoomed) as im:
+        assert im.width == round(plots.NARROW_IN * plots.NARROW_DPI)
+    # the desktop figures of the same selection keep their names and size
+    wide = comparer.compare(sel, out_dir=tmp_path / "wide")
+    with Image.open(wide.figures["overlay"]) as im:
+        assert not wide.narrow and wide.figures["overlay"].name.endswith("_overlay.png")
+        assert im.width == round(plots.WIDE_IN * plots.DPI)

@@ -266,3 +266,38 @@ def test_overlay_draws_from_pyramids_and_zooms(clips):
     assert len(polys) == 2
     xs = polys[1].get_paths()[0].vertices[:, 0]
     assert xs.min() >= 0.39 and xs.max() <= 0.91  # only the zoomed range was read
+
+
+def test_narrow_figures_are_drawn_for_a_phone_and_desktop_figures_stay_as_they_were(analysed, clips):
+    """``narrow=True``: 4.2 inches wide (text about as large as the page's on a phone), taller
+    than a desktop figure of the same kind, spectrograms stacked; the default is unchanged."""
+    contours = [(a.energy_times, a.energy_db) for a in analysed]
+    spectra = [analysis.average_spectrum(a.power, sr=SR, mask=a.speech) for a in analysed]
+    tracks = [a.f0 for a in analysed]
+    mels = [a.mel_db for a in analysed]
+    kinds = {
+        "overlay": lambda **kw: plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], title="Waveforms", **kw),
+        "difference": lambda **kw: plots.difference_plot(clips[0], clips[0], sr=SR, **kw),
+        "spectrograms": lambda **kw: plots.spectrograms(mels, sr=SR, hop_length=240, labels=["a", "b"], **kw),
+        "pitch": lambda **kw: plots.pitch_figure(tracks, labels=["a", "b"], **kw),
+        "energy": lambda **kw: plots.energy_plot(contours, labels=["a", "b"], **kw),
+        "spectrum": lambda **kw: plots.spectrum_overlay(spectra, sr=SR, labels=["a", "b"], **kw),
+    }
+    for name, draw in kinds.items():
+        wide, narrow = draw(), draw(narrow=True)
+        if name != "spectrograms":  # its desktop width grows with the number of clips
+            assert wide.get_figwidth() == pytest.approx(plots.WIDE_IN), name
+        assert narrow.get_figwidth() == pytest.approx(plots.NARROW_IN), name
+        w_ratio = wide.get_figheight() / wide.get_figwidth()
+        assert narrow.get_figheight() / narrow.get_figwidth() > 2 * w_ratio, name  # taller for its width
+        assert len(narrow.axes) == len(wide.axes), name  # the same panels, only laid out for the width
+    # desktop spectrograms side by side; phone ones one above the other, each with its time axis
+    wide, narrow = kinds["spectrograms"](), kinds["spectrograms"](narrow=True)
+    w0, w1 = (ax.get_position() for ax in wide.axes[:2])
+    n0, n1 = (ax.get_position() for ax in narrow.axes[:2])
+    assert w0.y0 == pytest.approx(w1.y0) and w1.x0 > w0.x1
+    assert n0.x0 == pytest.approx(n1.x0) and n1.y1 < n0.y0
+    assert narrow.axes[1].get_xlabel() == "time (s)" and narrow.axes[0].get_xlabel() == ""
+    # legends: at most 2 columns on a phone
+    three = plots.energy_plot([contours[0]] * 3, labels=["a", "b", "c"], narrow=True)
+    assert three.axes[0].get_legend()._ncols == 2

@@ -612,3 +612,15 @@ def test_routine_errors_log_one_line_without_traceback(caplog):
     assert isinstance(err, gr.Error) and err.print_exception is False
     assert [r.getMessage() for r in caplog.records] == ["refused: pick a sentence | or type custom text"]
     assert caplog.records[0].exc_info is None
+
+
+def test_phones_are_told_apart_by_their_user_agent():
+    iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
+    android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
+    desktop = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    ipad = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Safari/604.1"
+    assert compare.on_phone(SimpleNamespace(headers={"user-agent": iphone}))
+    assert compare.on_phone(SimpleNamespace(headers={"user-agent": android}))
+    assert not compare.on_phone(SimpleNamespace(headers={"user-agent": desktop}))
+    assert not compare.on_phone(SimpleNamespace(headers={"user-agent": ipad}))  # a tablet is wide enough
+    assert not compare.on_phone(SimpleNamespace(headers={})) and not compare.on_phone(None)

@@ -629,6 +629,7 @@ class Comparison:
     differences: dict[str, list[str]]  # clip label -> notable differences to the first checkpoint, in words
     time_maps: list[analysis.TimeMap] = field(default_factory=list)  # overlay placement of reference + clips
     quality: dict = field(default_factory=dict)  # clip label -> quality.Assessment (flags), when measured
+    narrow: bool = False  # figures drawn for a phone (plots.NARROW_IN wide); zooming keeps it
 
     @property
     def shown(self) -> list[Measured]:
@@ -707,12 +708,19 @@ class Comparer:
         return Measured(label, y, an, clip, pyramid_for(clip, y))
 
     def compare(
-        self, sel: Selection, *, out_dir: Path, align_mode: str = "trimmed", progress: Progress | None = None
+        self,
+        sel: Selection,
+        *,
+        out_dir: Path,
+        align_mode: str = "trimmed",
+        progress: Progress | None = None,
+        narrow: bool = False,
     ) -> Comparison:
         """Render, measure and draw ``sel``; figures and CSVs are written to ``out_dir``.
 
         A checkpoint that fails to render is listed in ``failures`` and left out.
-        Raises :class:`RenderError` when nothing renders.
+        Raises :class:`RenderError` when nothing renders. ``narrow`` draws the figures
+        for a phone (4.2 inches wide, panels stacked; files named ``*_phone.png``).
         """
         report = progress or (lambda frac, label: None)
         results = self.renderer.render_many(
@@ -754,7 +762,7 @@ class Comparer:
         out_dir.mkdir(parents=True, exist_ok=True)
         mode = cast(analysis.AlignMode, align_mode)  # one of ALIGN_CHOICES' values
         maps = analysis.align([m.analysis for m in shown], mode=mode, anchor=1 if reference else 0)
-        figures = _draw(shown, clips, maps, align_mode, verdict, verdict_aligned, out_dir, sel.slug())
+        figures = _draw(shown, clips, maps, align_mode, verdict, verdict_aligned, out_dir, sel.slug(), narrow=narrow)
         differences = difference_lines(metrics, clips[0].label, [m.label for m in clips[1:]])
         metrics_csv = out_dir / f"{sel.slug()}_metrics.csv"
         metrics.rename_axis("clip").to_csv(metrics_csv)
@@ -776,6 +784,7 @@ class Comparer:
             differences,
             list(maps),
             quality,
+            narrow,
         )
 
     def zoom(self, c: Comparison, t0: float | None, t1: float | None, *, out_dir: Path) -> Path:
@@ -789,12 +798,17 @@ class Comparer:
                 raise RenderError(f"zoom: 'to' must be after 'from' (got {lo:g} to {hi:g} s)")
             span = (lo, hi)
         fig = overlay_figure(
-            c.shown, c.time_maps, c.align_mode, reference_first=c.reference is not None, time_range=span
+            c.shown,
+            c.time_maps,
+            c.align_mode,
+            reference_first=c.reference is not None,
+            time_range=span,
+            narrow=c.narrow,
         )
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         name = "all" if span is None else f"{span[0]:.3f}-{span[1]:.3f}"
-        return plots.save_png(fig, out_dir / f"{c.selection.slug()}_overlay_{name}.png")
+        return _save(fig, out_dir / f"{c.selection.slug()}_overlay_{name}", narrow=c.narrow)
 
     def _assess(self, clips: list[Measured], report: Callable) -> dict:
         """Quality estimates and bad-take flags of the rendered clips (label -> Assessment); {} without a store."""
@@ -949,8 +963,12 @@ def overlay_figure(
     *,
     reference_first: bool,
     time_range: tuple[float, float] | None = None,
+    narrow: bool = False,
 ):
-    """The waveform overlay of ``shown`` (from their pyramids), optionally zoomed to ``time_range`` s."""
+    """The waveform overlay of ``shown`` (from their pyramids), optionally zoomed to ``time_range`` s.
+
+    ``narrow``: drawn for a phone (:data:`workbench.plots.NARROW_IN` wide).
+    """
     mode_text = dict((v, k) for k, v in ALIGN_CHOICES)[align_mode]
     zoom = f", {time_range[0]:.2f}-{time_range[1]:.2f} s" if time_range else ""
     return plots.waveform_overlay(
@@ -962,7 +980,15 @@ def overlay_figure(
         title=f"Waveforms, {mode_text}{zoom}",
         pyramids=[m.pyramid for m in shown],
         time_range=time_range,
+        narrow=narrow,
     )
+
+
+def _save(fig, stem: Path, *, narrow: bool) -> Path:
+    """``fig`` as ``<stem>.png``, or ``<stem>_phone.png`` at :data:`workbench.plots.NARROW_DPI` when ``narrow``."""
+    if narrow:
+        return plots.save_png(fig, stem.with_name(stem.name + "_phone.png"), dpi=plots.NARROW_DPI)
+    return plots.save_png(fig, stem.with_name(stem.name + ".png"))
 
 
 def _draw(
@@ -974,6 +1000,8 @@ def _draw(
     verdict_aligned: analysis.MatchResult | None,
     out: Path,
     slug: str,
+    *,
+    narrow: bool = False,
 ) -> dict[str, Path]:
     has_ref = len(shown) > len(clips)
     anchor = 1 if has_ref else 0
@@ -981,20 +1009,24 @@ def _draw(
     colors = plots.colors_for(len(shown), reference_first=has_ref)
     mode_text = dict((v, k) for k, v in ALIGN_CHOICES)[align_mode]
     figs = {
-        "overlay": overlay_figure(shown, maps, align_mode, reference_first=has_ref),
+        "overlay": overlay_figure(shown, maps, align_mode, reference_first=has_ref, narrow=narrow),
         "spectrograms": plots.spectrograms(
             [m.analysis.mel_db for m in shown],
             sr=CLIP_SR,
             hop_length=shown[0].analysis.hop_length,
             labels=labels,
             time_offsets=[float(t.dst_s[0] - t.src_s[0]) for t in maps] if align_mode == "trimmed" else None,
+            narrow=narrow,
         ),
-        "pitch": plots.pitch_figure([m.analysis.f0 for m in shown], labels=labels, time_maps=maps, colors=colors),
+        "pitch": plots.pitch_figure(
+            [m.analysis.f0 for m in shown], labels=labels, time_maps=maps, colors=colors, narrow=narrow
+        ),
         "energy": plots.energy_plot(
             [(m.analysis.energy_times, m.analysis.energy_db) for m in shown],
             labels=labels,
             time_maps=maps,
             colors=colors,
+            narrow=narrow,
         ),
     }
     figs["spectrum"] = plots.spectrum_overlay(
@@ -1003,10 +1035,11 @@ def _draw(
         labels=labels,
         colors=colors,
         first=anchor,
+        narrow=narrow,
     )
-    figs["spectrograms"].suptitle("Log-mel spectrograms (one colour scale)")
-    figs["pitch"].suptitle(f"Pitch (F0), {mode_text}; bars: voiced regions")
-    figs["energy"].suptitle(f"Energy (RMS level), {mode_text}")
+    figs["spectrograms"].suptitle("Log-mel spectrograms (one colour scale)", wrap=narrow)
+    figs["pitch"].suptitle(f"Pitch (F0), {mode_text}; bars: voiced regions", wrap=narrow)
+    figs["energy"].suptitle(f"Energy (RMS level), {mode_text}", wrap=narrow)
     # a sample difference means something only when the clips line up sample by sample
     # (as rendered, or after undoing a delay); two different renders never do
     if verdict is not None and verdict.verdict != "different":
@@ -1017,6 +1050,6 @@ def _draw(
         use = None
     if use is not None:
         figs["difference"] = plots.difference_plot(
-            clips[0].y, clips[1].y, sr=CLIP_SR, labels=(clips[0].label, clips[1].label), match=use
+            clips[0].y, clips[1].y, sr=CLIP_SR, labels=(clips[0].label, clips[1].label), match=use, narrow=narrow
         )
-    return {name: plots.save_png(fig, out / f"{slug}_{name}.png") for name, fig in figs.items()}
+    return {name: _save(fig, out / f"{slug}_{name}", narrow=narrow) for name, fig in figs.items()}

@@ -24,6 +24,13 @@ from .analysis import F0Track, MatchResult, TimeMap
 REFERENCE_COLOR = "#555555"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 DPI = 100
+#: width (inches) of the comparison figures: 12 on a desktop; ``narrow=True`` draws them
+#: 4.2 wide for a phone, so at its ~330 px wide column the text is about as large as the
+#: page's (a 12-inch figure squeezed into it shrinks 10 pt labels to 4 px), and taller,
+#: with panels stacked instead of side by side
+WIDE_IN, NARROW_IN = 12.0, 4.2
+#: pixels per inch when saving a narrow figure: sharp on a phone's 2-3x screen
+NARROW_DPI = 200
 
 
 def colors_for(n: int, *, reference_first: bool = False) -> list[str]:
@@ -44,11 +51,22 @@ def _figure_of(ax: Axes) -> Figure:
     return cast(Figure, ax.figure)
 
 
-def _ax_or_new(ax: Axes | None, width_in: float = 12.0, height_in: float = 3.2) -> tuple[Figure, Axes]:
+def _ax_or_new(ax: Axes | None, width_in: float = WIDE_IN, height_in: float = 3.2) -> tuple[Figure, Axes]:
     if ax is not None:
         return _figure_of(ax), ax
     fig, axes = _figure(width_in, height_in)
     return fig, axes[0, 0]
+
+
+def _legend_cols(n: int, narrow: bool) -> int:
+    """Legend columns: up to 5 in a row on a wide figure, 2 on a narrow one."""
+    return max(1, min(n, 2 if narrow else 5))
+
+
+def _wrap_titles(fig: Figure) -> None:
+    """Let long titles wrap at the figure's edge instead of running off a narrow figure."""
+    for ax in fig.axes:
+        ax.title.set_wrap(True)
 
 
 def axis_width_px(ax: Axes) -> int:
@@ -93,6 +111,7 @@ def waveform_overlay(
     ax: Axes | None = None,
     pyramids: Sequence[analysis.EnvelopePyramid | None] | None = None,
     time_range: tuple[float, float] | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """Several waveforms on one time axis, each as a translucent min/max envelope.
 
@@ -110,6 +129,7 @@ def waveform_overlay(
     pyramids : per-signal :class:`~workbench.analysis.EnvelopePyramid` (or None); when
         given, the envelope is read from it instead of scanning every sample
     time_range : ``(t0, t1)`` seconds on the shared axis to show (zoom); default all
+    narrow : a new figure 4.2 x 3.2 inches instead (for a phone, see :data:`NARROW_IN`)
 
     Returns
     -------
@@ -119,9 +139,12 @@ def waveform_overlay(
     if ax is None:
         # fixed margins instead of constrained layout: one axis needs no solver, and the
         # overlay is redrawn on every zoom (the solver was a third of the drawing time)
-        fig = Figure(figsize=(12.0, 3.2), dpi=DPI)
+        fig = Figure(figsize=(NARROW_IN if narrow else WIDE_IN, 3.2), dpi=DPI)
         ax = fig.add_subplot()
-        fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9)
+        if narrow:
+            fig.subplots_adjust(left=0.17, right=0.97, bottom=0.15, top=0.84)
+        else:
+            fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9)
     else:
         fig = _figure_of(ax)
     n = len(signals)
@@ -150,9 +173,9 @@ def waveform_overlay(
     if time_range is not None:
         ax.set_xlim(*time_range)
     if n:
-        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+        ax.legend(loc="upper right", fontsize="small", ncols=_legend_cols(n, narrow))
     if title:
-        ax.set_title(title)
+        ax.set_title(title, wrap=narrow)
     return fig
 
 
@@ -165,6 +188,7 @@ def difference_plot(
     match: MatchResult | None = None,
     width_px: int | None = None,
     ax: Axes | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """The sample difference ``a - b`` over time, with the exact-match verdict as title.
 
@@ -177,13 +201,14 @@ def difference_plot(
         ``b`` before subtracting, and its verdict is shown (computed here when None)
     width_px : envelope resolution (default: axis width in pixels)
     ax : draw here instead of a new figure
+    narrow : a new figure 4.2 inches wide and taller (for a phone)
 
     Returns
     -------
     Figure
         A filled min/max envelope of the difference, symmetric y limits.
     """
-    fig, ax = _ax_or_new(ax, height_in=2.6)
+    fig, ax = _ax_or_new(ax, NARROW_IN if narrow else WIDE_IN, 3.2 if narrow else 2.6)
     if match is None:
         match = analysis.match_verdict(a, b, sr=sr)
     b = analysis.shift(np.asarray(b, dtype=np.float32), match.lag_samples)
@@ -200,7 +225,7 @@ def difference_plot(
     ax.set_ylabel("difference")
     ax.margins(x=0.01)
     ax.legend(loc="upper right", fontsize="small")
-    ax.set_title(f"{labels[0]} vs {labels[1]}: {match.describe()}")
+    ax.set_title(f"{labels[0]} vs {labels[1]}: {match.describe()}", wrap=narrow)
     return fig
 
 
@@ -225,8 +250,9 @@ def spectrograms(
     time_offsets: Sequence[float] | None = None,
     dynamic_range_db: float = 80.0,
     axes: Sequence[Axes] | None = None,
+    narrow: bool = False,
 ) -> Figure:
-    """Log-mel spectrograms side by side with one shared colour scale.
+    """Log-mel spectrograms side by side (stacked when ``narrow``) with one shared colour scale.
 
     Parameters
     ----------
@@ -237,6 +263,7 @@ def spectrograms(
     time_offsets : per-spectrogram shift of the time axis (s), e.g. ``-leading silence``
     dynamic_range_db : colour range below the loudest value over all spectrograms
     axes : one axis per spectrogram (default: a new figure, one column each)
+    narrow : a new figure 4.2 inches wide with one row per spectrogram (for a phone)
 
     Returns
     -------
@@ -244,7 +271,11 @@ def spectrograms(
         One image per spectrogram, all with the same ``clim``, and one colour bar.
     """
     n = len(mels)
-    if axes is None:
+    if axes is None and narrow:
+        # each on its own time axis, as side by side on a desktop (clips differ in length)
+        fig, grid = _figure(NARROW_IN, 0.6 + 2.0 * max(n, 1), max(n, 1), 1, sharey=True)
+        axes = list(grid[:, 0])
+    elif axes is None:
         fig, grid = _figure(max(4.0, 3.6 * n), 3.2, 1, max(n, 1), sharey=True)
         axes = list(grid[0])
     else:
@@ -266,11 +297,13 @@ def spectrograms(
             interpolation="nearest",
         )
         ax.set_title(label, fontsize="medium")
-        ax.set_xlabel("time (s)")
+        if not narrow or ax is axes[-1]:  # stacked: one time label, at the bottom
+            ax.set_xlabel("time (s)")
         pos, lab = _mel_ticks(m.shape[0], sr)
         ax.set_yticks(pos, lab)
     if img is not None:
-        axes[0].set_ylabel("frequency (Hz, mel scale)")
+        for ax in axes if narrow else axes[:1]:
+            ax.set_ylabel("Hz (mel scale)" if narrow else "frequency (Hz, mel scale)")
         fig.colorbar(img, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
     return fig
 
@@ -283,6 +316,7 @@ def pitch_plot(
     time_maps: Sequence[TimeMap] | None = None,
     colors: Sequence[str] | None = None,
     ax: Axes | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """F0 contours overlaid, with each clip's voiced regions as bars along the bottom.
 
@@ -295,6 +329,7 @@ def pitch_plot(
     time_maps : per-clip time maps onto the shared axis; identity when None
     colors : per-clip colours
     ax : draw here instead of a new figure
+    narrow : a new figure 4.2 inches wide (for a phone); a legend of 2 columns
 
     Returns
     -------
@@ -303,7 +338,7 @@ def pitch_plot(
     """
     if unit not in ("Hz", "semitones"):
         raise ValueError(f"unit must be 'Hz' or 'semitones', got {unit!r}")
-    fig, ax = _ax_or_new(ax, height_in=3.0)
+    fig, ax = _ax_or_new(ax, NARROW_IN if narrow else WIDE_IN, 3.0)
     n = len(tracks)
     colors = list(colors) if colors is not None else colors_for(n)
     bar = 0.025
@@ -348,12 +383,12 @@ def pitch_plot(
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
-        ax.set_ylabel("F0 (semitones re median)")
+        ax.set_ylabel("F0 (st re median)" if narrow else "F0 (semitones re median)")
         ax.axhline(0.0, color="0.7", linewidth=0.5, zorder=0)
-    ax.set_xlabel("time (s)   bars: voiced regions")
+    ax.set_xlabel("time (s)" if narrow else "time (s)   bars: voiced regions")
     ax.margins(x=0.01)
     if n:
-        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+        ax.legend(loc="upper right", fontsize="small", ncols=_legend_cols(n, narrow))
     return fig
 
 
@@ -363,11 +398,15 @@ def pitch_figure(
     labels: Sequence[str],
     time_maps: Sequence[TimeMap] | None = None,
     colors: Sequence[str] | None = None,
+    narrow: bool = False,
 ) -> Figure:
-    """Two stacked pitch panels sharing the time axis: Hz (top) and semitones (bottom)."""
-    fig, grid = _figure(12.0, 5.6, 2, 1, sharex=True)
-    pitch_plot(tracks, labels=labels, unit="Hz", time_maps=time_maps, colors=colors, ax=grid[0, 0])
-    pitch_plot(tracks, labels=labels, unit="semitones", time_maps=time_maps, colors=colors, ax=grid[1, 0])
+    """Two stacked pitch panels sharing the time axis: Hz (top) and semitones (bottom).
+
+    ``narrow``: 4.2 x 6.4 inches instead of 12 x 5.6 (for a phone).
+    """
+    fig, grid = _figure(NARROW_IN if narrow else WIDE_IN, 6.4 if narrow else 5.6, 2, 1, sharex=True)
+    for ax, unit in ((grid[0, 0], "Hz"), (grid[1, 0], "semitones")):
+        pitch_plot(tracks, labels=labels, unit=unit, time_maps=time_maps, colors=colors, ax=ax, narrow=narrow)
     grid[0, 0].set_xlabel("")
     return fig
 
@@ -380,6 +419,7 @@ def energy_plot(
     colors: Sequence[str] | None = None,
     floor_db: float = -80.0,
     ax: Axes | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """Energy (short-time RMS) contours overlaid.
 
@@ -391,8 +431,9 @@ def energy_plot(
     colors : per-clip colours
     floor_db : lower y limit (dBFS)
     ax : draw here instead of a new figure
+    narrow : a new figure 4.2 inches wide and taller (for a phone)
     """
-    fig, ax = _ax_or_new(ax, height_in=2.6)
+    fig, ax = _ax_or_new(ax, NARROW_IN if narrow else WIDE_IN, 3.2 if narrow else 2.6)
     n = len(contours)
     colors = list(colors) if colors is not None else colors_for(n)
     top = floor_db + 10
@@ -404,7 +445,7 @@ def energy_plot(
     ax.set_ylabel("RMS level (dBFS)")
     ax.margins(x=0.01)
     if n:
-        ax.legend(loc="upper right", fontsize="small", ncols=min(n, 5))
+        ax.legend(loc="upper right", fontsize="small", ncols=_legend_cols(n, narrow))
     return fig
 
 
@@ -416,6 +457,7 @@ def spectrum_overlay(
     colors: Sequence[str] | None = None,
     first: int = 0,
     axes: Sequence[Axes] | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """Long-term average spectra of several clips, and each one's difference to one clip.
 
@@ -427,6 +469,7 @@ def spectrum_overlay(
     colors : per-clip colours (default :func:`colors_for`)
     first : index of the clip the differences are taken to (its own line is left out)
     axes : two axes (spectra, differences); default a new 12 x 5.6 inch figure
+    narrow : a new 4.2 x 6.4 inch figure instead (for a phone); long titles wrap
 
     Returns
     -------
@@ -439,7 +482,7 @@ def spectrum_overlay(
     if len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} spectra")
     if axes is None:
-        fig, grid = _figure(12.0, 5.6, 2, 1, sharex=True)
+        fig, grid = _figure(NARROW_IN if narrow else WIDE_IN, 6.4 if narrow else 5.6, 2, 1, sharex=True)
         axes = [grid[0, 0], grid[1, 0]]
     else:
         fig = _figure_of(axes[0])
@@ -456,11 +499,13 @@ def spectrum_overlay(
     bottom.axhline(0.0, color="0.5", linewidth=0.8)
     top.set_title("Long-term average spectrum (speech frames)")
     top.set_ylabel("average level (dB)")
-    top.legend(loc="lower left", fontsize="small", ncols=min(n, 5))
+    top.legend(loc="lower left", fontsize="small", ncols=_legend_cols(n, narrow))
     bottom.set_title(f"Difference to {labels[first]} (dB): below 0 = less energy at that frequency")
     bottom.set_ylabel("dB")
     bottom.set_xlabel("frequency (Hz)")
     bottom.set_xlim(50, sr / 2)
+    if narrow:
+        _wrap_titles(fig)
     return fig
 
 

@@ -130,3 +130,35 @@ def test_compare_two_checkpoints_listen_and_reopen_the_link(page, open_app):
         check_figures_and_tables(other)
     finally:
         other.close()
+
+
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+def test_a_phone_gets_figures_it_can_read(browser, open_app):
+    """At 390x844 with a phone's User-Agent, every figure fills the column and its 10 pt text
+    shows at 9 CSS px or more (a desktop figure squeezed into the column shows it at about 4)."""
+    from workbench import plots
+
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, user_agent=PHONE_UA, is_mobile=True, device_scale_factor=3
+    )
+    page = context.new_page()
+    try:
+        link = f"/?tab=compare&reference={REFERENCE}&sentence={SENTENCE}&checkpoints={','.join(CHECKPOINTS)}"
+        page.goto(open_app.url + link + "&preset=none&take=1")
+        expect(page.get_by_text("Link to this comparison")).to_be_visible(timeout=90_000)
+        for name in ("overlay", "spectrum", "spectrograms", "pitch", "energy"):
+            img = page.locator(f".wb-figure img[src*='_{name}_phone.png']")
+            img.scroll_into_view_if_needed(timeout=20_000)
+            wait_until(page, lambda img=img: img.evaluate("i => i.complete && i.naturalWidth > 0"), what=name)
+            shown_w, natural_w = img.evaluate("i => [i.getBoundingClientRect().width, i.naturalWidth]")
+            figure_in = natural_w / plots.NARROW_DPI
+            text_px = 10 / 72 * shown_w / figure_in  # 10 pt at the size the figure is shown
+            assert shown_w >= 300 and text_px >= 9, (name, shown_w, natural_w, text_px)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()

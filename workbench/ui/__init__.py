@@ -17,13 +17,16 @@ CSS = """
 .wb-muted {opacity: .75; font-size: .9em}
 .wb-error {border-left: 4px solid #d62728; padding: .3em .8em; background: rgba(214, 39, 40, .08)}
 .wb-empty {border: 1px dashed var(--border-color-primary); border-radius: 8px; padding: 1.2em}
-/* phones: tables scroll sideways instead of squeezing columns into letters; figures use the full width */
+/* phones: tables scroll sideways instead of squeezing columns into letters; figures use the full
+   width (and are drawn 4.2 inches wide for a phone, see workbench.plots.NARROW_IN) */
 @media (max-width: 640px) {
   /* every table: columns keep a readable width (Gradio sets fitted widths inline) and scroll */
   .table-wrap th, .table-wrap td {min-width: 6em !important; max-width: 16em !important; width: auto !important}
   .table-wrap th .header.text {white-space: nowrap}
   .wb-figure img {width: 100% !important; height: auto !important; object-fit: contain}
   .wb-figure .image-container, .wb-figure .image-frame {height: auto !important}
+  /* the fullscreen/download buttons get a line of their own instead of covering the title */
+  .wb-figure .icon-button-wrapper {position: static !important; width: max-content; margin: 0 0 4px auto !important}
 }
 """
 

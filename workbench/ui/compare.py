@@ -404,6 +404,16 @@ def compare_outputs(ctx: AppContext, view: CompareView, c: Comparison) -> dict:
     }
 
 
+def on_phone(request: gr.Request | None) -> bool:
+    """True when the browser says it is a phone ("Mobi" in its User-Agent, as MDN advises).
+
+    Phones get figures drawn for their width (:data:`workbench.plots.NARROW_IN`); a
+    desktop browser in a narrow window keeps the desktop figures (scaled down).
+    """
+    headers = getattr(request, "headers", None) or {}
+    return "Mobi" in str(headers.get("user-agent", ""))
+
+
 def compare(
     ctx: AppContext, view: CompareView, form: CompareInputs, request: gr.Request, progress=gr.Progress()
 ) -> dict:
@@ -419,6 +429,7 @@ def compare(
             out_dir=_output_dir(ctx),
             align_mode=form.align or "trimmed",
             progress=_progress(progress),
+            narrow=on_phone(request),
         )
         _remember(ctx, request, c)
         return compare_outputs(ctx, view, c)
