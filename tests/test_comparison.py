@@ -112,6 +112,9 @@ def test_a_phone_gets_narrow_figures_and_zooming_keeps_them(demo_catalog, compar
     assert zoomed.name.endswith("_phone.png")
     with Image.open(zoomed) as im:
         assert im.width == round(plots.NARROW_IN * plots.NARROW_DPI)
+    enh = comparer.enhancement_diff("paul_2", "question", None, "apr27", "denoise", out_dir=tmp_path, narrow=True)
+    with Image.open(enh.figure) as im:
+        assert enh.figure.name.endswith("_enhancement_phone.png") and im.width == round(4.2 * plots.NARROW_DPI)
     # the desktop figures of the same selection keep their names and size
     wide = comparer.compare(sel, out_dir=tmp_path / "wide")
     with Image.open(wide.figures["overlay"]) as im:

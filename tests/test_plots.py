@@ -282,6 +282,7 @@ def test_narrow_figures_are_drawn_for_a_phone_and_desktop_figures_stay_as_they_w
         "pitch": lambda **kw: plots.pitch_figure(tracks, labels=["a", "b"], **kw),
         "energy": lambda **kw: plots.energy_plot(contours, labels=["a", "b"], **kw),
         "spectrum": lambda **kw: plots.spectrum_overlay(spectra, sr=SR, labels=["a", "b"], **kw),
+        "enhancement": lambda **kw: plots.enhancement_diff_plot(clips[0], clips[0] * 0.5, sr=SR, **kw),
     }
     for name, draw in kinds.items():
         wide, narrow = draw(), draw(narrow=True)

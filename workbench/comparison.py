@@ -836,8 +836,12 @@ class Comparer:
         *,
         out_dir: Path,
         progress: Progress | None = None,
+        narrow: bool = False,
     ) -> EnhancementDiff:
-        """Render ``checkpoint`` without a preset and with ``preset``; measure and draw the change."""
+        """Render ``checkpoint`` without a preset and with ``preset``; measure and draw the change.
+
+        ``narrow`` draws the figure for a phone (``*_enhancement_phone.png``).
+        """
         report = progress or (lambda frac, label: None)
         if not checkpoint:
             raise RenderError("pick the checkpoint whose clip to enhance")
@@ -879,8 +883,8 @@ class Comparer:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         slug = _safe(f"{reference}_{sentence or 'custom'}_{checkpoint}_{preset}")
-        fig = plots.enhancement_diff_plot(plain.y, enhanced.y, sr=CLIP_SR, labels=("none", preset))
-        png = plots.save_png(fig, out_dir / f"{slug}_enhancement.png")
+        fig = plots.enhancement_diff_plot(plain.y, enhanced.y, sr=CLIP_SR, labels=("none", preset), narrow=narrow)
+        png = _save(fig, out_dir / f"{slug}_enhancement", narrow=narrow)
         csv = out_dir / f"{slug}_enhancement.csv"
         table.rename_axis("metric").to_csv(csv)
         report(1.0, "done")

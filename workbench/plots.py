@@ -516,6 +516,7 @@ def enhancement_diff_plot(
     sr: int,
     labels: tuple[str, str] = ("none", "enhanced"),
     axes: Sequence[Axes] | None = None,
+    narrow: bool = False,
 ) -> Figure:
     """The same clip without and with a preset: waveforms overlaid, and both long-term spectra.
 
@@ -525,6 +526,7 @@ def enhancement_diff_plot(
     sr : sample rate (Hz)
     labels : names of the two versions
     axes : two axes (waveforms, spectra); default a new figure
+    narrow : a new 4.2 x 6.4 inch figure instead of 12 x 5.6 (for a phone)
 
     Returns
     -------
@@ -533,12 +535,12 @@ def enhancement_diff_plot(
         log frequency) of both and their difference on a twin axis.
     """
     if axes is None:
-        fig, grid = _figure(12.0, 5.6, 2, 1)
+        fig, grid = _figure(NARROW_IN if narrow else WIDE_IN, 6.4 if narrow else 5.6, 2, 1)
         axes = [grid[0, 0], grid[1, 0]]
     else:
         fig = _figure_of(axes[0])
     colors = colors_for(2)
-    waveform_overlay([plain, enhanced], sr=sr, labels=list(labels), colors=colors, ax=axes[0])
+    waveform_overlay([plain, enhanced], sr=sr, labels=list(labels), colors=colors, ax=axes[0], narrow=narrow)
     spec_ax = axes[1]
     levels = []
     for y, label, color in zip((plain, enhanced), labels, colors, strict=True):

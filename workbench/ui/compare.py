@@ -660,6 +660,7 @@ def enhancement_diff(
             take,
             out_dir=_output_dir(ctx),
             progress=_progress(progress),
+            narrow=on_phone(request),
         )
     except Exception as e:  # one message in one place; the last diff stays on screen
         return _error(view.enh_error, failure(ctx, "diff", e))
