@@ -679,7 +679,7 @@ def _these_raters_sentence(r, corr: str) -> str:
 
 def render_text(summary, *, markdown: bool = False) -> str:
     """The report as plain text (aligned columns) or markdown (pipe tables)."""
-    from tabulate import tabulate  # type: ignore[import-untyped]  # no stubs installed
+    from tabulate import tabulate  # type: ignore[import-untyped,unused-ignore]  # no stubs; mypy's cache can know it anyway
 
     out = []
     title = f"Results: {'test ' + summary.test_id if summary.test_id else ALL_VOTES.lower()}"

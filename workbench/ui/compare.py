@@ -253,7 +253,12 @@ class CompareView:
         """The selection widgets, as a set: Gradio then hands the handler one ``{component: value}``
         dict, which :meth:`read` turns into a :class:`CompareInputs`.
         """
-        return {
+        return {*self._selection, self.align}
+
+    @property
+    def _selection(self) -> list[Any]:
+        """The widgets that say what to compare (a link fills them; the form reads them)."""
+        return [
             self.reference,
             self.sentence,
             self.custom_text,
@@ -263,8 +268,7 @@ class CompareView:
             *self.side,
             self.take,
             self.retake,
-            self.align,
-        }
+        ]
 
     def read(self, values: dict) -> CompareInputs:
         """The form's values (``{component: value}``, as Gradio passes them) by name."""
@@ -293,20 +297,7 @@ class CompareView:
     @property
     def load_outputs(self) -> list[Any]:
         """Everything :func:`load_page` fills."""
-        return [
-            self.reference,
-            self.sentence,
-            self.custom_text,
-            self.checkpoints,
-            self.preset,
-            self.per_side,
-            *self.side,
-            self.take,
-            self.retake,
-            self.enh_checkpoint,
-            self.enh_preset,
-            self.preset_note,
-        ]
+        return [*self._selection, self.enh_checkpoint, self.enh_preset, self.preset_note]
 
     @property
     def enh_outputs(self) -> list[Any]:
