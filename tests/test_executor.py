@@ -5,17 +5,20 @@ The Ray executor itself runs against a real loopback cluster in tests/test_clust
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from tiny_models import write_tiny_catalog
 
 from workbench.catalog import load_catalog
 from workbench.cli import main as cli
-from workbench.cluster import _local_path
-from workbench.errors import CatalogError, RenderError
+from workbench.cluster import RenderWorker, _local_path
+from workbench.enhance import enhancer_checkpoint
+from workbench.errors import CatalogError, ModelUnavailable, RenderError
 from workbench.executor import LocalExecutor
-from workbench.render import Clip, Renderer, expand_matrix
+from workbench.render import Clip, Renderer, RenderRequest, expand_matrix
 
 
 def test_the_default_executor_is_local_and_needs_no_ray(demo_catalog):
@@ -60,3 +63,20 @@ def test_path_map_translates_head_paths_to_a_node_s_paths():
     assert _local_path(Path("/srv/models"), pairs) == Path("/data/models")
     assert _local_path(Path("/srv/models-old/feb1"), pairs) == Path("/srv/models-old/feb1")  # prefix, not substring
     assert _local_path(Path("/elsewhere"), pairs) == Path("/elsewhere") and _local_path(None, pairs) is None
+
+
+def test_a_cluster_node_refuses_enhancer_weights_that_differ_from_the_heads(
+    tmp_path, tiny_xtts_dir, tiny_enhancer_dir, monkeypatch
+):
+    cat = load_catalog(write_tiny_catalog(tmp_path / "cat", {"tiny": tiny_xtts_dir}, enhancer_dir=tiny_enhancer_dir))
+    plan = Renderer(cat, device="cpu").plan(RenderRequest("tiny", "ref_a", "short", enhancement="denoise"))
+    node = RenderWorker.__new__(RenderWorker)  # the node's checks, without starting Ray
+    node.node, node.cache = "node-b (127.0.0.3)", tmp_path / "worker-cache"
+    here = tmp_path / "node-enhancer"
+    shutil.copytree(tiny_enhancer_dir, here)
+    monkeypatch.setenv("WORKBENCH_PATH_MAP", f"{tiny_enhancer_dir.resolve()}={here}")
+    assert node._localize(plan, None).preset.weights_dir == here  # the same weights at another path
+    weights = enhancer_checkpoint(here)
+    weights.write_bytes(weights.read_bytes() + b"\0")  # retrained on this node only
+    with pytest.raises(ModelUnavailable, match=r"node node-b .* preset 'denoise', enhancer weights: .*differ"):
+        node._localize(plan, None)

@@ -267,7 +267,7 @@ def build() -> RaterView:
             )
             comment = gr.Textbox(
                 label="Comment (optional)",
-                placeholder="e.g. 'A stresses the wrong word'. Esc leaves the box so the keys work again.",
+                placeholder="e.g. 'A stresses the wrong word'",
                 lines=1,
                 max_lines=4,
                 max_length=2000,

@@ -103,8 +103,9 @@ PLAYER_HTML = """
     <label><input type="checkbox" id="wb-loop"> Loop</label>
   </div>
   <div class="wb-keys">Keys: <kbd>A</kbd> / <kbd>B</kbd> play; switching keeps the position ·
-    <kbd>Space</kbd> pause · <kbd>L</kbd> loop · <kbd>R</kbd> reference ·
-    <kbd>1</kbd> A is better · <kbd>2</kbd> B is better · <kbd>0</kbd> no preference</div>
+    <kbd>Space</kbd> pause · <kbd>L</kbd> loop · <kbd>R</kbd> reference<br>
+    Vote: <kbd>1</kbd> A is better · <kbd>2</kbd> B is better · <kbd>0</kbd> no preference ·
+    <kbd>Esc</kbd> leaves the comment box</div>
   <div class="wb-player-msg" id="wb-player-msg"></div>
 </div>
 """
