@@ -203,7 +203,10 @@ def add_prerendered(
                 bad.append(f"{clip.parent.name}/{e}")
         if bad:
             raise CatalogError([f"unusable clip {b}" for b in bad])
-        _write_overlay(cat, name, root, notes)
+        entry = {"backend": "prerendered", "clips_dir": overlay_folder(cat, root)}
+        if notes.strip():
+            entry["notes"] = notes.strip()[:500]
+        write_overlay_entry(cat, name, entry)
     except CatalogError:
         if unpacked is not None:
             shutil.rmtree(unpacked, ignore_errors=True)
@@ -211,22 +214,28 @@ def add_prerendered(
     return Added(name, root, len(clips), missing)
 
 
-def _write_overlay(cat: Catalog, name: str, clips_dir: Path, notes: str) -> None:
-    """Add one entry to the overlay file (validated before it replaces the old file)."""
+def overlay_folder(cat: Catalog, folder: Path) -> str:
+    """``folder`` as the overlay file writes it: relative to the overlay's folder when inside it."""
+    base = overlay_path(cat.path).resolve().parent
+    folder = Path(folder).resolve()
+    return str(folder.relative_to(base)) if folder.is_relative_to(base) else str(folder)
+
+
+def write_overlay_entry(cat: Catalog, name: str, entry: dict) -> Path:
+    """Add checkpoint ``name`` (its YAML fields, ``entry``) to the overlay file; return the file.
+
+    The new overlay is validated against the catalog before it replaces the old file, so
+    the app never finds a file it could not load.
+    """
     path = overlay_path(cat.path)
     entries: dict = {}
     if path.is_file():
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         entries = dict((data.get("checkpoints") or {}) if isinstance(data, dict) else {})
-    base = path.resolve().parent
-    rel = clips_dir.resolve()
-    shown = str(rel.relative_to(base)) if rel.is_relative_to(base) else str(rel)
-    entry = {"backend": "prerendered", "clips_dir": shown}
-    if notes.strip():
-        entry["notes"] = notes.strip()[:500]
     entries[name] = entry
     text = OVERLAY_HEADER + yaml.safe_dump({"checkpoints": entries}, sort_keys=False, allow_unicode=True)
     main = {k: v for k, v in cat.checkpoints.items() if k not in entries}
     parse_overlay(text, path=path, existing=main)  # refuse to write a file the app could not load
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
+    return path

@@ -323,31 +323,17 @@ def register(catalog_path: Path, ck: Checkpoint) -> Path:
     catalog file itself is not touched. The new overlay is validated before it replaces
     the old one. Raises :class:`~workbench.errors.CatalogError` when the name is taken.
     """
-    import yaml
-
-    from .catalog import load_catalog, overlay_path, parse_overlay
-    from .catalog_live import OVERLAY_HEADER
+    from .catalog import load_catalog
+    from .catalog_live import overlay_folder, write_overlay_entry
     from .errors import CatalogError
 
     cat = load_catalog(catalog_path)
     if ck.name in cat.checkpoints:
         raise CatalogError(f"{cat.path.name}: checkpoint {ck.name} exists already; remove it first")
-    path = overlay_path(cat.path)
-    entries: dict = {}
-    if path.is_file():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        entries = dict((data.get("checkpoints") or {}) if isinstance(data, dict) else {})
-    base = path.resolve().parent
-    model_dir = _model_dir(ck).resolve()
-    entries[ck.name] = {
+    entry = {
         "backend": "xtts",
-        "model_dir": str(model_dir.relative_to(base)) if model_dir.is_relative_to(base) else str(model_dir),
+        "model_dir": overlay_folder(cat, _model_dir(ck)),
         "notes": ck.notes,
         "inference": ck.inference.model_dump(mode="json"),
     }
-    text = OVERLAY_HEADER + yaml.safe_dump({"checkpoints": entries}, sort_keys=False, allow_unicode=True)
-    main = {k: v for k, v in cat.checkpoints.items() if k not in entries}
-    parse_overlay(text, path=path, existing=main)  # never write a file the app could not load
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return path
+    return write_overlay_entry(cat, ck.name, entry)
