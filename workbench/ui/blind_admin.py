@@ -486,20 +486,21 @@ def open_test(ctx: AppContext, v: AdminView, test_id: str | None, request: gr.Re
 
 def close_test(ctx: AppContext, v: AdminView, test_id: str | None, request: gr.Request):
     """Close a test: no more votes; its results stay."""
-    require_admin(ctx, request)
-    with _Errors():
-        plan = services(ctx).plans.set_status(test_id or "", "closed")
-        msg = f"**{html.escape(plan.title)}** is closed: raters can no longer vote on it."
-        return _refreshed(ctx, v, msg, request, pick=plan.test_id)
+    return _set_status(ctx, v, test_id, "closed", "is closed: raters can no longer vote on it.", request)
 
 
 def archive_test(ctx: AppContext, v: AdminView, test_id: str | None, request: gr.Request):
     """Archive a test: raters no longer see it; its votes stay in the CSV."""
+    said = "is archived: raters no longer see it; its votes stay in the CSV."
+    return _set_status(ctx, v, test_id, "archived", said, request)
+
+
+def _set_status(ctx: AppContext, v: AdminView, test_id: str | None, status: str, said: str, request: gr.Request):
+    """Give a test ``status`` and say so (``said`` follows the test's title)."""
     require_admin(ctx, request)
     with _Errors():
-        plan = services(ctx).plans.set_status(test_id or "", "archived")
-        msg = f"**{html.escape(plan.title)}** is archived: raters no longer see it; its votes stay in the CSV."
-        return _refreshed(ctx, v, msg, request, pick=plan.test_id)
+        plan = services(ctx).plans.set_status(test_id or "", status)
+        return _refreshed(ctx, v, f"**{html.escape(plan.title)}** {said}", request, pick=plan.test_id)
 
 
 def delete_test(ctx: AppContext, v: AdminView, test_id: str | None, request: gr.Request):
