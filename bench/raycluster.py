@@ -49,6 +49,9 @@ class LoopbackRayCluster:
         self.port = free_port()
         self.client_port = free_port()
         self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray gives a Ray Client's server 30 s to answer; a 2-core machine running the whole
+        # test suite can need longer to start one
+        self.env.setdefault("RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S", "90")
         self.started: list[str] = []  # node ips
 
     @property
@@ -130,6 +133,14 @@ class LoopbackRayCluster:
             frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in out}
             out |= frontier
         return sorted(out)
+
+    def logs(self, pattern: str = "ray_client_server*.err", tail: int = 2000) -> str:
+        """The end of each of this cluster's Ray log files matching ``pattern``, for a failing test's message."""
+        parts = []
+        for f in sorted(self.temp_dir.glob(f"session_*/logs/{pattern}")):
+            with contextlib.suppress(OSError):
+                parts.append(f"--- {f.name}\n{f.read_text(errors='replace')[-tail:]}")
+        return "\n".join(parts)
 
     def kill_node(self, ip: str) -> None:
         """SIGKILL every process of the node at ``ip`` (raylet and its workers), as if the server died."""

@@ -103,7 +103,7 @@ def test_cli_batch_on_the_cluster_matches_a_local_run_clip_by_clip(site, tmp_pat
     what += ["--sentences", "short,question", "--takes", "2"]
     # through Ray Client (ray://), as from a machine outside the cluster
     on_cluster = cli("render", *what, "--out", str(tmp_path / "ray"), "--cluster", cluster.client_address)
-    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:] + cluster.logs()
     assert "8 of 8 clips" in on_cluster.stdout and "Ray cluster" in on_cluster.stderr
     # the same catalog with its own cache, so the local run renders everything again;
     # CPU samples depend on torch's thread count, and cluster CPU workers use one thread each
@@ -117,6 +117,37 @@ def test_cli_batch_on_the_cluster_matches_a_local_run_clip_by_clip(site, tmp_pat
     sidecars = [p.read_text() for p in cache.glob("clips/*/*.json")]
     assert any('"node": "' in s and "127.0.0.2" in s for s in sidecars)
     assert any("127.0.0.3" in s for s in sidecars)  # both nodes took work
+
+
+CONNECT_WITH_A_FAILED_START = """
+import sys, ray
+from workbench import cluster
+real, calls = ray.init, []
+def init(*args, **kwargs):  # the head's reply when the server for this client did not come up
+    calls.append(1)
+    if len(calls) <= int(sys.argv[2]):
+        raise ConnectionAbortedError("Initialization failure from server:\\nTraceback (most recent call last):\\n"
+                                     "  File proxier.py\\nRuntimeError: Starting Ray client server failed.")
+    return real(*args, **kwargs)
+ray.init = init
+cluster.CLIENT_RETRY_S = 0.1
+cluster.connect(sys.argv[1])
+print(len(calls), sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))
+"""
+
+
+def test_a_client_session_the_head_failed_to_start_is_tried_again(site):
+    cluster = site[2]
+    run = [sys.executable, "-c", CONNECT_WITH_A_FAILED_START, cluster.client_address]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    once = subprocess.run([*run, "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert once.returncode == 0, once.stderr[-3000:] + cluster.logs()
+    assert "2 ['127.0.0.2', '127.0.0.3']" in once.stdout  # connected on the second try, to the real cluster
+    assert "trying again" in once.stderr and "Starting Ray client server failed" in once.stderr
+    never = subprocess.run([*run, "9"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert never.returncode != 0
+    assert "could not start a server for this client (3 tries" in never.stderr
+    assert "RuntimeError: Starting Ray client server failed." in never.stderr  # the last line: the real cause
 
 
 def test_renderers_in_one_process_share_one_set_of_workers(site):

@@ -30,6 +30,7 @@ recordings are sent with the plan.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import heapq
@@ -57,6 +58,10 @@ NAMESPACE = "workbench"
 BOARD_PREFIX = "workbench-status:"
 #: a plan whose worker died is tried on at most this many workers in all
 MAX_ATTEMPTS = 3
+#: tries to open a Ray Client session when the head reports that it could not start one
+CLIENT_ATTEMPTS = 3
+#: seconds before the second try (then twice that, ...)
+CLIENT_RETRY_S = 2.0
 #: seconds between two status publications of a head
 PUBLISH_EVERY_S = 0.5
 #: for this long after an interactive request, batches leave one worker free (when there
@@ -92,21 +97,42 @@ def connect(address: str) -> None:
         if host.startswith("127."):  # a loopback node: Ray would swap 127.0.0.1 for the network address
             kwargs["_node_ip_address"] = host
     package = str(Path(__file__).resolve().parent)
-    try:
-        ray.init(
-            address=address,
-            namespace=NAMESPACE,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
-            **kwargs,
-        )
-    except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, ... for an unreachable cluster
-        raise ClusterError(
-            f"cannot connect to the Ray cluster at {address!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            "start it with `ray start --head` on the GPU server, check the address and port, and that this "
-            "machine uses the cluster's auth token (see README, Rendering on GPU servers)"
-        ) from None
+    attempts = CLIENT_ATTEMPTS if address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
+                **kwargs,
+            )
+            return
+        except ConnectionAbortedError as e:  # Ray Client: the head's server for this client did not come up
+            if attempt == attempts:
+                raise ClusterError(
+                    f"the Ray cluster at {address!r} accepted the connection but could not start a server for "
+                    f"this client ({attempts} tries; {_gist(e)}); see ray_client_server_*.err in the head's "
+                    "Ray logs (/tmp/ray/session_latest/logs), and check that the head is not out of memory or CPU"
+                ) from None
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            log.warning("Ray cluster at %s: client server did not start (%s); trying again", address, _gist(e))
+            time.sleep(CLIENT_RETRY_S * attempt)
+        except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, ... for an unreachable cluster
+            raise ClusterError(
+                f"cannot connect to the Ray cluster at {address!r} ({_gist(e)}); "
+                "start it with `ray start --head` on the GPU server, check the address and port, and that this "
+                "machine uses the cluster's auth token (see README, Rendering on GPU servers)"
+            ) from None
+
+
+def _gist(e: BaseException) -> str:
+    """An exception in one line: its type, its first line and, for a relayed traceback, the last line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = " ... ".join(dict.fromkeys(lines[:1] + lines[-1:]))  # the server's own error is the last line
+    return f"{type(e).__name__}: {text[:400]}"
 
 
 # ---------------------------------------------------------------------------- workers
