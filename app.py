@@ -170,7 +170,7 @@ def launch_options(ctx) -> dict:
     the event loop), the guard middleware (:mod:`workbench.ui.guard`), and the route that
     delivers the blind test's anonymous audio copies (no folder is served as files).
     """
-    from workbench.ui import CSS, blind
+    from workbench.ui import CSS, blind, theme
     from workbench.ui.guard import Guard, Limits, launch_kwargs
 
     if ctx.state.guard is None:
@@ -188,6 +188,7 @@ def launch_options(ctx) -> dict:
         "max_file_size": (ctx.limits or Limits()).max_upload_bytes,
         **launch_kwargs(ctx, guard),
         "css": CSS,
+        "theme": theme(),
     }
     # blind-test audio is delivered (and each delivery counted) by the app's own route
     options.setdefault("app_kwargs", {})["routes"] = blind.routes(ctx)

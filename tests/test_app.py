@@ -110,3 +110,29 @@ def test_leak_checks_match_names_as_tokens_not_inside_hashes():
     assert not mentions('"component_class_id":"8f84475e091717ffeb1c7e32"', "feb1")
     assert mentions('{"label": "feb1"}', "feb1") and mentions("/file=/tmp/clip_feb1.wav", "feb1")
     assert mentions(b"<td>apr24</td>", "apr24") and not mentions("apr245", "apr24")
+
+
+def test_every_font_weight_the_theme_declares_draws_every_letter_and_digit():
+    """Text in one weight comes from one font file: a declared weight whose bundled file lacks
+    letters makes the browser draw those from a system font (Gradio's semibold Source Sans Pro
+    holds only "A", "B" and Cyrillic, which is how the vote buttons got two typefaces)."""
+    import re
+    import string
+    from pathlib import Path
+
+    import gradio
+    from fontTools.ttLib import TTFont
+
+    from workbench.ui import theme
+
+    t = theme()
+    frontend = Path(gradio.__file__).parent / "templates" / "frontend"
+    files = []
+    for font in (*t._font, *t._font_mono):
+        if hasattr(font, "stylesheet"):
+            files += re.findall(r"url\('([^']+)'\)", font.stylesheet()["css"])
+    assert len(files) >= 3, files  # regular and bold text, and code
+    needed = {ord(c) for c in string.ascii_letters + string.digits + ".,:;!?'\"()-/ "}
+    for url in files:
+        cmap = TTFont(frontend / url).getBestCmap()
+        assert needed <= set(cmap), (url, sorted(chr(c) for c in needed - set(cmap)))

@@ -409,3 +409,18 @@ def call_in_page(page, fn_index: int, data: list) -> dict | None:
     stream ended without one.
     """
     return page.evaluate(_CALL_JS, [fn_index, data])
+
+
+def fonts_drawing(page, selector: str) -> dict[str, int]:
+    """The fonts Chromium actually drew the text of ``selector`` with: family -> glyph count
+    (the DevTools protocol's platform fonts, after per-character fallback)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+    return {f["familyName"]: f["glyphCount"] for f in fonts}

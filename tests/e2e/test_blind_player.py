@@ -7,6 +7,7 @@
   position in the clip (within 50 ms); keys vote after mouse clicks.
 - At 390x844 (a phone): no key hints, the Reference button is absent when the plan does
   not allow it, reason tags sit above the vote buttons, nothing is wider than the screen,
+  each button's label is drawn in one typeface,
   and "Saved", the transport and the vote buttons are on screen after tapping a vote.
 
 Screenshots go to ``test-artifacts/blind/`` (looked at when the page changes).
@@ -20,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import choose_many, login
+from tests.e2e.conftest import choose_many, fonts_drawing, login
 
 pytestmark = pytest.mark.e2e
 
@@ -160,6 +161,8 @@ def test_rater_page_on_a_phone(page, auth_app):
     wait_playing(page, "B")
     expect(page.locator("#wb-vote-b")).to_be_enabled(timeout=15_000)
     page.screenshot(path=str(SHOTS / "phone-2-trial.png"))
+    for button in (*VOTES, "#wb-play-a"):  # one typeface per label: no letter drawn by a fallback font
+        assert len(fonts_drawing(page, button)) == 1, (button, fonts_drawing(page, button))
     page.locator("#wb-vote-b").click()
     status = page.locator("#wb-status")
     expect(status).to_contain_text("Saved", timeout=15_000)

@@ -12,6 +12,22 @@ from . import agreement_panel, blind, blind_admin, catalog_panel, compare, guard
 from .common import AppContext, role_of
 
 TAB_IDS = ("compare", "blind", "results")
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default theme with its bold text drawn from complete font files.
+
+    The semibold (weight 600: buttons, headings) Source Sans Pro and IBM Plex Mono files
+    that Gradio bundles hold only a Cyrillic subset (plus "A" and "B" for the sans), so in
+    semibold text those letters came from Source Sans Pro and every other letter from the
+    system's fallback font. Declaring weights 400 and 700 draws it from the complete bold files.
+    """
+    return gr.themes.Default(
+        font=(gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"),
+        font_mono=(gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"),
+    )
+
+
 CSS = """
 .wb-title h1 {margin-bottom: 0}
 .wb-muted {opacity: .75; font-size: .9em}

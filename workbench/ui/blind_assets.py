@@ -156,13 +156,16 @@ if (!window.__wbBlind) {
       error: ''});
     P.render();
     // the next trial: bring "Saved" to the top when it is above the screen or the vote buttons are
-    // below it (a phone), so the message, the transport and the votes are all in view
-    const top = byId('wb-after'), votes = byId('wb-votes');
-    if (next && top) {
+    // below it (a phone), so the message, the transport and the votes are all in view; checked
+    // again while the "Saved" row and the new trial settle (they can arrive after the clips)
+    const keep = () => {
+      const top = byId('wb-after'), votes = byId('wb-votes');
+      if (!top) return;
       const y = top.getBoundingClientRect().top;
       const low = !!votes && votes.getBoundingClientRect().bottom > window.innerHeight;
       if (y < 0 || (low && y > 12)) window.scrollBy(0, y - 12);
-    }
+    };
+    if (next) [0, 200, 600].forEach((ms) => setTimeout(keep, ms));
   };
   P.load = (s) => {
     if (P.buf[s]) return Promise.resolve(P.buf[s]);
