@@ -109,6 +109,40 @@ def test_throttle_backs_off_exponentially_and_forgets():
     assert t.wait_s("eve", "10.0.0.1") == 0 and t.failed("eve", None) == 0  # forgotten
 
 
+def test_a_stranger_guessing_a_user_name_does_not_lock_its_owner_out():
+    clock = FakeClock()
+    t = LoginThrottle(free=5, base_s=1, max_s=900, forget_s=3600, clock=clock)
+    t.succeeded("ann", "10.0.0.7")  # ann logged in from her usual address once
+    for i in range(16):  # a stranger guesses ann's password from rotating addresses
+        t.failed("ann", f"203.0.113.{i}")
+    assert t.wait_s("ann", "198.51.100.1") == 900  # any other address: the name is locked
+    assert t.wait_s("ann", "10.0.0.7") == 0  # ann, from where she logs in: not held by it
+    # from her address the guesses count on their own, with the same back-off
+    locks = [t.failed("ann", "10.0.0.7") for _ in range(6)]
+    assert locks == [0, 0, 0, 0, 1, 2] and t.wait_s("ann", "10.0.0.7") == 2
+    assert t.wait_s("bob", "10.0.0.7") == 2  # and on the address, as before
+    clock.t += 3
+    t.succeeded("ann", "10.0.0.7")  # her own failures are cleared by her next login
+    assert t.wait_s("ann", "10.0.0.7") == 0 and t.wait_s("ann", "198.51.100.1") == 0
+    # only the last few addresses are remembered
+    small = LoginThrottle(known_per_user=2, clock=clock)
+    for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        small.succeeded("ann", a)
+    for i in range(5):
+        small.failed("ann", f"203.0.113.{i}")
+    assert [small.wait_s("ann", a) > 0 for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3")] == [True, False, False]
+
+
+def test_the_owner_logs_in_from_a_known_address_while_strangers_have_locked_the_name(site, monkeypatch):
+    monkeypatch.setattr(guard(site).throttle, "clock", FakeClock())
+    owner = http_from("127.0.0.16")
+    assert login(owner, site.url, "dan", PASSWORDS["dan"]).status_code == 200
+    for i in range(5):  # a hostile rater rotates addresses to lock "dan" out
+        assert login(http_from(f"127.0.0.{20 + i}"), site.url, "dan", f"guess-{i}").status_code == 400
+    assert login(http_from("127.0.0.30"), site.url, "dan", PASSWORDS["dan"]).status_code == 429
+    assert login(owner, site.url, "dan", PASSWORDS["dan"]).status_code == 200
+
+
 def test_password_checks_run_in_a_small_pool_off_the_event_loop(site, monkeypatch):
     threads: list[str] = []
     real = site.ctx.users.verify

@@ -24,6 +24,7 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ class LoginThrottle:
     does not lengthen the lock. A key with no failure for ``forget_s`` seconds starts
     again from zero; a successful login clears its user name (not its address, so an
     attacker's own account cannot reset the address count).
+
+    So that a stranger guessing a known user name cannot lock its owner out, an address
+    the user logged in from before (the last ``known_per_user`` of them, kept in memory)
+    is not held by the user-name lock: attempts from it count on their own (user,
+    address) key, with the same back-off, and on the address.
     """
 
     def __init__(
@@ -104,16 +110,22 @@ class LoginThrottle:
         forget_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
+        known_per_user: int = 8,
     ):
         self.free, self.base_s, self.max_s, self.forget_s = free, base_s, max_s, forget_s
         self.clock = clock
         self.max_keys = max_keys
+        self.known_per_user = known_per_user
         self._keys: dict[str, _Failures] = {}
+        self._known: dict[str, OrderedDict[str, None]] = {}  # user -> addresses it logged in from
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _key_list(user: str | None, address: str | None) -> list[str]:
-        keys = [] if user is None else [f"user:{user.strip().lower()}"]
+    def _key_list(self, user: str | None, address: str | None) -> list[str]:
+        keys = []
+        if user is not None:
+            name = user.strip().lower()
+            known = address is not None and address in self._known.get(name, ())
+            keys.append(f"pair:{name}@{address}" if known else f"user:{name}")
         if address:
             keys.append(f"addr:{address}")
         return keys
@@ -151,9 +163,18 @@ class LoginThrottle:
                     lock_s = max(lock_s, s)
         return lock_s
 
-    def succeeded(self, user: str) -> None:
+    def succeeded(self, user: str, address: str | None = None) -> None:
+        """Clear ``user``'s failures and remember ``address`` as one it logs in from."""
+        name = user.strip().lower()
         with self._lock:
-            self._keys.pop(self._key_list(user, None)[0], None)
+            self._keys.pop(f"user:{name}", None)
+            if address:
+                self._keys.pop(f"pair:{name}@{address}", None)
+                known = self._known.setdefault(name, OrderedDict())
+                known[address] = None
+                known.move_to_end(address)
+                while len(known) > self.known_per_user:
+                    known.popitem(last=False)
 
     def _prune(self, now: float) -> None:
         """Drop unlocked keys, oldest failure first, until at most half the cap remain."""

@@ -184,7 +184,7 @@ class Guard:
             raise _http_error(429, e) from None
         self.counts["logins_checked"] += 1
         if ok:
-            self.throttle.succeeded(username)
+            self.throttle.succeeded(username, address)
             log.info("login: %r from %s", username, address or "?")
             return True
         lock_s = self.throttle.failed(username, address)
