@@ -161,6 +161,8 @@ def test_rater_page_on_a_phone(page, auth_app):
     wait_playing(page, "B")
     expect(page.locator("#wb-vote-b")).to_be_enabled(timeout=15_000)
     page.screenshot(path=str(SHOTS / "phone-2-trial.png"))
+    a, b = page.locator("#wb-play-a").bounding_box(), page.locator("#wb-play-b").bounding_box()
+    assert (a["y"], a["width"], a["height"]) == (b["y"], b["width"], b["height"]), (a, b)  # A and B alike
     for button in (*VOTES, "#wb-play-a"):  # one typeface per label: no letter drawn by a fallback font
         assert len(fonts_drawing(page, button)) == 1, (button, fonts_drawing(page, button))
     page.locator("#wb-vote-b").click()

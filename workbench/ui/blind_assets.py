@@ -37,7 +37,7 @@ STYLE = """
 #wb-blind .wb-player {display: flex; flex-direction: column; gap: 8px; padding: 10px;
   border: 1px solid var(--border-color-primary, #e5e7eb); border-radius: 10px;}
 #wb-blind .wb-sources {display: flex; gap: 10px; justify-content: center;}
-#wb-blind .wb-src {flex: 1 1 0; max-width: 260px; min-height: 60px; font-size: 2rem; font-weight: 700;
+#wb-blind .wb-src {flex: 1 1 0; max-width: 260px; min-height: 60px; font-size: 2rem; font-weight: 700; margin: 0;
   border-radius: 10px; border: 2px solid var(--border-color-primary, #d1d5db);
   background: var(--background-fill-secondary, #f9fafb); color: inherit; cursor: pointer;}
 #wb-blind .wb-src.wb-ref {font-size: 1.05rem; font-weight: 600; max-width: 150px;}
