@@ -20,7 +20,7 @@ test: setup-dev  ## run the whole test suite (unit, integration, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup-dev  ## logic tests only (no server, browser, subprocess, model or load test): the edit-test loop
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)  # cached bytecode: a few seconds less per run
 
 lint: setup-dev  ## ruff lint + format check + mypy (settings in pyproject.toml)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

@@ -24,6 +24,9 @@ SR = 24000
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PY = sys.executable
 
+#: tests that run command steps (subprocesses): not in the fast tier
+runs_commands = pytest.mark.slow
+
 
 def prog(name: str, *args: str) -> str:
     """A YAML flow list: run tests/programs/<name> with this Python on {input} {output} + args."""
@@ -157,6 +160,7 @@ def test_check_reports_a_command_not_found_or_not_executable(tmp_path, capsys):
 # ---------------------------------------------------------------------------- running chains
 
 
+@runs_commands
 def test_steps_run_in_order(tmp_path, voice):
     cat = catalog_with(
         tmp_path,
@@ -181,6 +185,7 @@ def test_steps_run_in_order(tmp_path, voice):
     assert [c["step"] for c in info["chain"]] == [f"up step {i} (command {Path(PY).name})" for i in (1, 2)]
 
 
+@runs_commands
 def test_each_step_is_cached_so_changing_the_last_step_reuses_the_rest(tmp_path, voice):
     (tmp_path / "model.bin").write_bytes(b"v1")
     chain = """\
@@ -216,6 +221,7 @@ def test_each_step_is_cached_so_changing_the_last_step_reuses_the_rest(tmp_path,
     assert delta == {"hits": 1, "stored": 1} and [c["cached"] for c in info["chain"]] == [False, True, False]
 
 
+@runs_commands
 def test_a_failing_command_reports_exit_status_and_the_last_stderr_lines(tmp_path, voice):
     cat = catalog_with(tmp_path, f"bad:\n  steps:\n    - type: command\n      argv: {prog('fail.py')}\n")
     with pytest.raises(StepFailed) as e:
@@ -249,12 +255,14 @@ def test_a_hanging_command_is_stopped_at_its_timeout_with_its_children(tmp_path,
             assert "State:\tZ" in status.read_text(), f"process {pid} still running"
 
 
+@runs_commands
 def test_a_command_that_writes_nothing_is_an_error(tmp_path, voice):
     cat = catalog_with(tmp_path, f"quiet:\n  steps:\n    - type: command\n      argv: {prog('nothing.py')}\n")
     with pytest.raises(StepFailed, match=r"(?s)exited 0 but wrote nothing to \{output\}.*nothing written"):
         apply_preset(voice, SR, cat.enhancement("quiet"))
 
 
+@runs_commands
 def test_a_missing_program_fails_per_clip_with_the_reason(tmp_path, voice):
     cat = catalog_with(
         tmp_path, "gone:\n  steps:\n    - type: command\n      argv: [no-such-tool, '{input}', '{output}']\n"
@@ -263,6 +271,7 @@ def test_a_missing_program_fails_per_clip_with_the_reason(tmp_path, voice):
         apply_preset(voice, SR, cat.enhancement("gone"))
 
 
+@runs_commands
 @pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed (apt-get install sox)")
 def test_sox_as_a_chain_step(tmp_path, voice):
     cat = catalog_with(
@@ -315,6 +324,7 @@ def chain_catalog(demo_catalog_path):
     return demo_catalog_path
 
 
+@runs_commands
 def test_a_chain_renders_through_the_cache_and_reuses_its_steps(chain_catalog):
     from workbench.render import Renderer, RenderRequest
 
@@ -332,6 +342,7 @@ def test_a_chain_renders_through_the_cache_and_reuses_its_steps(chain_catalog):
     assert r.plan(RenderRequest("feb1", "surya_1", "pangram", enhancement="lp")).key != first.key
 
 
+@runs_commands
 def test_a_cluster_node_refuses_a_chain_whose_files_differ_from_the_heads(chain_catalog, tmp_path, monkeypatch):
     from workbench.cluster import RenderWorker
     from workbench.errors import ModelUnavailable
@@ -354,6 +365,7 @@ def test_a_cluster_node_refuses_a_chain_whose_files_differ_from_the_heads(chain_
     assert local.key == plan.key and plan.preset.steps[0].files == (chain_catalog.parent / "svc.pth",)
 
 
+@runs_commands
 def test_a_failing_step_fails_its_clips_and_the_batch_goes_on(chain_catalog, tmp_path):
     from workbench.render import Renderer, expand_matrix, render_batch
 
