@@ -45,6 +45,18 @@ def legend_texts(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def assert_drawn_inside(fig: Figure, name: str) -> None:
+    """Nothing an axes draws (title, labels, tick labels, legend, texts) runs off the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # laid out as when saved
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+    for ax in fig.axes:
+        b = ax.get_tightbbox(renderer)
+        inside = b.x0 >= box.x0 - 1 and b.x1 <= box.x1 + 1 and b.y0 >= box.y0 - 1 and b.y1 <= box.y1 + 1
+        assert inside, f"{name}: {ax.get_title()!r} draws at {b.bounds}, outside the figure {box.bounds}"
+
+
 def test_waveform_overlay_draws_one_envelope_per_clip(clips):
     fig = plots.waveform_overlay(clips, sr=SR, labels=["a", "b"], width_px=400, title="raw")
     assert isinstance(fig, Figure)
@@ -292,6 +304,8 @@ def test_narrow_figures_are_drawn_for_a_phone_and_desktop_figures_stay_as_they_w
         w_ratio = wide.get_figheight() / wide.get_figwidth()
         assert narrow.get_figheight() / narrow.get_figwidth() > 2 * w_ratio, name  # taller for its width
         assert len(narrow.axes) == len(wide.axes), name  # the same panels, only laid out for the width
+        assert_drawn_inside(wide, name)
+        assert_drawn_inside(narrow, f"{name} (narrow)")
     # desktop spectrograms side by side; phone ones one above the other, each with its time axis
     wide, narrow = kinds["spectrograms"](), kinds["spectrograms"](narrow=True)
     w0, w1 = (ax.get_position() for ax in wide.axes[:2])

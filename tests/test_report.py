@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_plots import assert_drawn_inside
 from tests.test_stats import VOTE_HEADER, simulate_votes, vote, vote_rows, write_votes_csv
 from workbench import report, stats
 from workbench.cli import main
@@ -615,3 +616,12 @@ def test_tiers_for_these_raters_are_labelled_and_screening_compares_both_scopes(
     assert f"{r.item_a} vs {r.item_b} for raters in general: not settled -> planned target not reached; " in (
         report._screened_sentence(s)
     )
+
+
+@pytest.mark.parametrize("references", [("surya_1",), ("surya_1", "surya_2", "paul_1")])
+def test_chart_text_stays_inside_its_figure(tmp_path, rng, references):
+    """No title, label, tick label or legend runs off the edge of a Results chart (with one
+    reference the score heatmap is narrow: its title used to be cut at both ends)."""
+    csv = write_votes_csv(simulate_votes(rng, references=references), tmp_path / "votes.csv")
+    for name, fig in report.figures(report.build_summary(csv, "t1")).items():
+        assert_drawn_inside(fig, name)

@@ -675,7 +675,8 @@ def score_heatmap(summary, ax: Axes | None = None) -> Figure:
     hm = summary.heatmap
     refs = list(dict.fromkeys(hm["level"])) if not hm.empty else []
     items = summary.items
-    fig, ax = _ax_or_new(ax, 1.8 + 1.3 * max(1, len(refs)), 1.0 + 0.6 * max(1, len(items)))
+    # at least 4 in wide: the two-line title fits over one reference
+    fig, ax = _ax_or_new(ax, max(4.0, 1.8 + 1.3 * len(refs)), 1.3 + 0.6 * max(1, len(items)))
     if hm.empty:
         _no_data(ax)
         return fig
@@ -696,7 +697,7 @@ def score_heatmap(summary, ax: Axes | None = None) -> Figure:
         )
     ax.set_xticks(range(len(refs)), refs, rotation=30, ha="right")
     ax.set_yticks(range(len(items)), items)
-    ax.set_title("Score by reference (wins + ties/2) / votes (exploratory)")
+    ax.set_title("Score by reference (exploratory)\n(wins + ties/2) / votes")
     fig.colorbar(im, ax=ax, shrink=0.8, format=lambda v, _: f"{v:.0%}")
     return fig
 

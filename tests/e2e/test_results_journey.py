@@ -12,7 +12,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import mentions
+from tests.conftest import ROOT, mentions
 from tests.e2e.conftest import audio_player, call_in_page, event_index, login
 
 pytestmark = pytest.mark.e2e
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 ORDER = ("apr27", "feb1", "apr24")  # best first, for every rater
 RATERS = ("rita", "ravi")
 TITLE = "Spring listening test"
+SHOTS = ROOT / "test-artifacts" / "e2e" / "screens"
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,11 @@ def test_admin_sees_tables_and_charts_and_follows_a_link_to_compare(page, auth_a
     assert sorted(rows) == sorted(
         [["feb1", "apr24", "4", "0", "0"], ["feb1", "apr27", "0", "4", "0"], ["apr24", "apr27", "0", "4", "0"]]
     ), rows
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for w, h in ((1440, 900), (390, 844)):  # looked at when the page changes
+        page.set_viewport_size({"width": w, "height": h})
+        page.screenshot(path=str(SHOTS / f"results-{w}x{h}.png"))
+    page.set_viewport_size({"width": 1440, "height": 900})
     # per-rater breakdown names both raters
     page.get_by_role("tab", name="Raters").click()
     for rater in RATERS:
