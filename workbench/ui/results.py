@@ -292,7 +292,7 @@ def build() -> ResultsView:
             live = gr.Checkbox(label=f"Live refresh (every {REFRESH_S:g} s)", value=True)
             include = gr.Checkbox(label="Include admins' votes", value=False)
         refresh = gr.Button("Refresh", scale=0, min_width=100)
-        make_report = gr.Button("HTML report", scale=0, min_width=120)
+        make_report = gr.Button("HTML report", scale=0, min_width=150)  # one line in bold
     report_file = gr.File(label="Report (opens offline)", visible=False, interactive=False)
     status = gr.Markdown(elem_classes="wb-muted")
     headline = gr.Markdown()
