@@ -120,12 +120,18 @@ class LoginThrottle:
         self._known: dict[str, OrderedDict[str, None]] = {}  # user -> addresses it logged in from
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _user_keys(user: str, address: str | None) -> tuple[str, str, str]:
+        """``user``'s name as the keys hold it, its user-name key, and its (user, address) key."""
+        name = user.strip().lower()
+        return name, f"user:{name}", f"pair:{name}@{address}"
+
     def _key_list(self, user: str | None, address: str | None) -> list[str]:
         keys = []
         if user is not None:
-            name = user.strip().lower()
+            name, user_key, pair_key = self._user_keys(user, address)
             known = address is not None and address in self._known.get(name, ())
-            keys.append(f"pair:{name}@{address}" if known else f"user:{name}")
+            keys.append(pair_key if known else user_key)
         if address:
             keys.append(f"addr:{address}")
         return keys
@@ -165,11 +171,11 @@ class LoginThrottle:
 
     def succeeded(self, user: str, address: str | None = None) -> None:
         """Clear ``user``'s failures and remember ``address`` as one it logs in from."""
-        name = user.strip().lower()
+        name, user_key, pair_key = self._user_keys(user, address)
         with self._lock:
-            self._keys.pop(f"user:{name}", None)
+            self._keys.pop(user_key, None)
             if address:
-                self._keys.pop(f"pair:{name}@{address}", None)
+                self._keys.pop(pair_key, None)
                 known = self._known.setdefault(name, OrderedDict())
                 known[address] = None
                 known.move_to_end(address)
